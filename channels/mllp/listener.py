@@ -1,0 +1,298 @@
+"""MLLP listener: an asyncio Protocol per connection feeding the sans-I/O decoder.
+
+Frames of one connection are handled strictly in order (ACKs go back in order); each is
+handed to the channel's ``dispatch`` and its answer written only once dispatch returns,
+which is after the durable commit. Reading pauses when a connection has queued more
+frames than it is processing (back-pressure reaches the socket). Bad input never kills
+the listener: junk is skipped and counted, an oversized frame is answered AR and the
+connection closed, a peer that stalls mid-frame is cut off after ``frame_timeout_s``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from channels.mllp.config import MLLPListenerConfig
+from channels.mllp.framing import (
+    FrameAbandoned,
+    FramingConfig,
+    FrameTooLarge,
+    JunkSkipped,
+    MLLPDecoder,
+    TruncatedFrame,
+    encode_frame,
+)
+from channels.mllp.framing import Frame as MLLPFrame
+from channels.mllp.tls import server_context
+from engine.channel import Dispatch, Source
+from engine.errors import BindError
+from engine.hl7 import build_ack
+from engine.logging import get_logger
+from engine.registry import register_source
+
+log = get_logger("radbridge.mllp")
+
+_HIGH_WATER = 32  # frames queued per connection before reading pauses
+_LOW_WATER = 8
+
+
+class _Connection(asyncio.Protocol):
+    def __init__(self, server: MLLPListener, dispatch: Dispatch) -> None:
+        self.server = server
+        self.dispatch = dispatch
+        cfg = server.config
+        self.decoder = MLLPDecoder(
+            FramingConfig(max_frame_bytes=cfg.max_frame_bytes, require_end_cr=cfg.require_end_cr)
+        )
+        self.frames: deque[tuple[bytes, float]] = deque()
+        self.wakeup = asyncio.Event()
+        self.transport: asyncio.Transport | None = None
+        self.peer = ""
+        self.peer_host = ""
+        self.closed = False
+        self.busy = False
+        self.paused = False
+        self.fatal: bytes | None = None  # AR to send before closing
+        self.last_rx = time.monotonic()
+        self.frame_started = 0.0
+        self.task: asyncio.Task[None] | None = None
+
+    # -- protocol callbacks ----------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        addr = transport.get_extra_info("peername") or ("?", 0)
+        self.peer_host = str(addr[0])
+        self.peer = f"{addr[0]}:{addr[1]}"
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if self.server.config.tcp_keepalive:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        if not self.server.admit(self):
+            transport.abort()
+            self.closed = True
+            return
+        self.task = asyncio.get_running_loop().create_task(self._serve())
+
+    def data_received(self, data: bytes) -> None:
+        self.last_rx = time.monotonic()
+        was_in_frame = self.decoder.in_frame
+        try:
+            events = self.decoder.feed(data)
+        except Exception:  # decoder already failed: ignore the rest
+            return
+        now = time.perf_counter()
+        for ev in events:
+            if isinstance(ev, MLLPFrame):
+                self.frames.append((ev.payload, now))
+            elif isinstance(ev, JunkSkipped | FrameAbandoned):
+                self.server.on_junk(self, ev)
+            elif isinstance(ev, FrameTooLarge):
+                self.server.on_too_large(self, ev)
+                self.fatal = build_ack(
+                    None, "AR",
+                    text=f"frame exceeds the maximum of {ev.limit} bytes",
+                    error_code="207",
+                ).encode("ascii", errors="replace")
+                self.transport_pause()
+                break
+        if self.decoder.in_frame and (not was_in_frame or events):
+            self.frame_started = time.monotonic()
+        if len(self.frames) >= _HIGH_WATER:
+            self.transport_pause()
+        if events:
+            self.wakeup.set()
+
+    def eof_received(self) -> bool | None:
+        for ev in self.decoder.eof():
+            if isinstance(ev, TruncatedFrame):
+                log.warning(
+                    "frame_truncated", channel=self.server.name, peer=self.peer,
+                    bytes=ev.partial_bytes,
+                )
+        self.closed = True
+        self.wakeup.set()
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.wakeup.set()
+        self.server.release(self)
+
+    def transport_pause(self) -> None:
+        if not self.paused and self.transport is not None:
+            self.paused = True
+            self.transport.pause_reading()
+
+    # -- the per-connection worker ---------------------------------------------------
+    async def _serve(self) -> None:
+        cfg = self.server.config
+        try:
+            while True:
+                while self.frames:
+                    payload, t_end = self.frames.popleft()
+                    if self.paused and len(self.frames) <= _LOW_WATER and self.fatal is None:
+                        self.paused = False
+                        assert self.transport is not None
+                        self.transport.resume_reading()
+                    self.busy = True
+                    try:
+                        ack = await self._dispatch(payload)
+                    finally:
+                        self.busy = False
+                    if ack and self.transport is not None and not self.transport.is_closing():
+                        self.transport.write(encode_frame(ack))
+                        self.server.observe_ack(time.perf_counter() - t_end)
+                if self.fatal is not None:
+                    self._close_with(self.fatal)
+                    return
+                if self.closed:
+                    return
+                self.wakeup.clear()
+                timeout = self._timeout(cfg)
+                try:
+                    async with asyncio.timeout(timeout):
+                        await self.wakeup.wait()
+                except TimeoutError:
+                    if self._expired(cfg):
+                        return
+        finally:
+            if self.transport is not None and not self.transport.is_closing():
+                self.transport.close()
+
+    def _timeout(self, cfg: MLLPListenerConfig) -> float | None:
+        if self.decoder.in_frame:
+            return max(0.01, self.frame_started + cfg.frame_timeout_s - time.monotonic())
+        if cfg.idle_timeout_s:
+            return max(0.01, self.last_rx + cfg.idle_timeout_s - time.monotonic())
+        return None
+
+    def _expired(self, cfg: MLLPListenerConfig) -> bool:
+        now = time.monotonic()
+        if self.decoder.in_frame and now - self.frame_started >= cfg.frame_timeout_s:
+            log.warning(
+                "frame_timed_out", channel=self.server.name, peer=self.peer,
+                bytes=self.decoder.buffered, timeout_s=cfg.frame_timeout_s,
+            )
+            assert self.transport is not None
+            self.transport.abort()
+            return True
+        if not self.decoder.in_frame and cfg.idle_timeout_s and now - self.last_rx >= cfg.idle_timeout_s:
+            log.info("connection_idle_closed", channel=self.server.name, peer=self.peer)
+            return True
+        return False
+
+    async def _dispatch(self, payload: bytes) -> bytes:
+        try:
+            result = await self.dispatch(payload, self.peer)
+        except Exception:
+            log.exception("dispatch_failed", channel=self.server.name, peer=self.peer)
+            return build_ack(None, "AE", text="internal error; message not accepted",
+                             error_code="207").encode("ascii")
+        return result.ack
+
+    def _close_with(self, ack: bytes) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(encode_frame(ack))
+            self.transport.close()
+
+
+@register_source
+class MLLPListener(Source):
+    type_name = "mllp_listener"
+    config_model = MLLPListenerConfig
+    config: MLLPListenerConfig
+
+    def __init__(self, name: str, config: MLLPListenerConfig, metrics: Any = None) -> None:
+        super().__init__(name, config, metrics)
+        self.connections: set[_Connection] = set()
+        self._networks = [ipaddress.ip_network(p, strict=False) for p in config.allowed_peers]
+
+    def admit(self, conn: _Connection) -> bool:
+        if self._networks:
+            try:
+                addr = ipaddress.ip_address(conn.peer_host)
+            except ValueError:
+                addr = None
+            if addr is None or not any(addr in net for net in self._networks):
+                log.warning("connection_refused", channel=self.name, peer=conn.peer,
+                            reason="peer not in allowed_peers")
+                return False
+        if len(self.connections) >= self.config.max_connections:
+            stale = [c for c in self.connections if c.peer_host == conn.peer_host and not c.busy
+                     and not c.frames and not c.decoder.in_frame]
+            if not stale:
+                log.warning("connection_refused", channel=self.name, peer=conn.peer,
+                            reason="max_connections reached", limit=self.config.max_connections)
+                return False
+            oldest = min(stale, key=lambda c: c.last_rx)
+            log.info("connection_replaced", channel=self.name, peer=oldest.peer)
+            self.release(oldest)
+            if oldest.transport is not None:
+                oldest.transport.abort()
+        self.connections.add(conn)
+        self._gauge()
+        log.info("connection_opened", channel=self.name, peer=conn.peer,
+                 connections=len(self.connections))
+        return True
+
+    def release(self, conn: _Connection) -> None:
+        if conn in self.connections:
+            self.connections.discard(conn)
+            self._gauge()
+            log.info("connection_closed", channel=self.name, peer=conn.peer,
+                     connections=len(self.connections))
+
+    def _gauge(self) -> None:
+        if self.metrics is not None:
+            self.metrics.connections.labels(self.name).set(len(self.connections))
+
+    def on_junk(self, conn: _Connection, ev: JunkSkipped | FrameAbandoned) -> None:
+        count = ev.bytes_count if isinstance(ev, JunkSkipped) else ev.partial_bytes
+        if self.metrics is not None:
+            self.metrics.junk.labels(self.name).inc(count)
+        log.warning("mllp_junk_skipped", channel=self.name, peer=conn.peer, junk_bytes=count,
+                    reason="bytes outside a frame" if isinstance(ev, JunkSkipped)
+                    else "new frame started before the previous one ended")
+
+    def on_too_large(self, conn: _Connection, ev: FrameTooLarge) -> None:
+        log.warning("frame_too_large", channel=self.name, peer=conn.peer, limit=ev.limit)
+        if self.metrics is not None:
+            self.metrics.nacked.labels(self.name, "AR").inc()
+
+    def observe_ack(self, seconds: float) -> None:
+        if self.metrics is not None:
+            self.metrics.ack_latency.labels(self.name).observe(seconds)
+
+    async def run(self, dispatch: Dispatch, ready: Callable[[], None]) -> None:
+        cfg = self.config
+        loop = asyncio.get_running_loop()
+        ssl_ctx = server_context(cfg.tls) if cfg.tls else None
+        try:
+            server = await loop.create_server(
+                lambda: _Connection(self, dispatch), cfg.host, cfg.port,
+                ssl=ssl_ctx, reuse_address=True, backlog=128,
+            )
+        except OSError as exc:
+            raise BindError(f"cannot listen on {cfg.host}:{cfg.port}: {exc.strerror}") from exc
+        self.bound_port = server.sockets[0].getsockname()[1]
+        log.info("listener_started", channel=self.name, host=cfg.host, port=self.bound_port,
+                 tls=ssl_ctx is not None)
+        ready()
+        try:
+            await asyncio.Future()  # serve until cancelled
+        finally:
+            server.close()
+            for conn in list(self.connections):
+                if conn.transport is not None:
+                    conn.transport.abort()
+                if conn.task is not None:
+                    conn.task.cancel()
+            await server.wait_closed()

@@ -1,0 +1,72 @@
+"""The channel contract: what a source and a destination promise the engine.
+
+A *source* runs until cancelled. It binds, then calls ``ready()`` once (tests bind port 0
+and read ``bound_port``), and for every inbound message awaits ``dispatch(raw, peer)``,
+whose :class:`DispatchResult` says what to answer on the wire. The engine answers success
+only after the message is durably stored.
+
+A *destination* sends one message and says what happened by returning normally (sent),
+raising :class:`~engine.errors.RetryableDelivery` (try later) or
+:class:`~engine.errors.PermanentDelivery` (dead-letter). The engine owns queueing, retry
+with backoff, ordering and dead-lettering; a destination never loops on its own.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from pydantic import BaseModel
+
+
+@dataclass(slots=True)
+class DispatchResult:
+    """What a source answers for one inbound message."""
+
+    accepted: bool
+    ack: bytes  # the encoded reply to send (may be empty when the sender asked for none)
+    message_id: int | None = None
+    code: str = ""
+    reason: str = ""
+
+
+Dispatch = Callable[[bytes, str], Awaitable[DispatchResult]]
+
+
+class Source(ABC):
+    """An inbound channel endpoint (MLLP listener, DICOM SCP, file reader…)."""
+
+    type_name: ClassVar[str]
+    config_model: ClassVar[type[BaseModel]]
+
+    def __init__(self, name: str, config: Any, metrics: Any = None) -> None:
+        self.name = name
+        self.config = config
+        self.metrics = metrics
+        self.bound_port: int | None = None
+
+    @abstractmethod
+    async def run(self, dispatch: Dispatch, ready: Callable[[], None]) -> None:
+        """Serve until cancelled; call ``ready()`` once bound."""
+
+
+class Destination(ABC):
+    """An outbound endpoint (MLLP sender, MQTT publisher, file writer…)."""
+
+    type_name: ClassVar[str]
+    config_model: ClassVar[type[BaseModel]]
+
+    def __init__(self, name: str, config: Any) -> None:
+        self.name = name
+        self.config = config
+
+    @abstractmethod
+    async def send(self, payload: bytes) -> str:
+        """Deliver one payload; return a short response summary (e.g. the ACK code).
+
+        Raise RetryableDelivery or PermanentDelivery on failure."""
+
+    async def aclose(self) -> None:
+        """Release connections; the default has none."""

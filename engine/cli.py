@@ -1,0 +1,324 @@
+"""``radbridge`` command line (also ``python -m engine``).
+
+Commands: run, validate, schema, send, messages (list/show), replay. Every command takes
+``-c/--config`` (default ``channels.yaml`` in the working directory).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import re
+import socket
+import sys
+import time
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+
+
+def _load(path: str) -> tuple[Any, int]:
+    from engine.config import load_config
+
+    if not Path(path).is_file():
+        print(f"{path}: no such configuration file", file=sys.stderr)
+        return None, EXIT_FAIL
+    cfg, problems = load_config(path)
+    for p in problems:
+        print(p, file=sys.stderr)
+    return cfg, (EXIT_OK if cfg is not None else EXIT_FAIL)
+
+
+def _run_async(coro: Any) -> Any:
+    try:
+        import uvloop
+
+        return uvloop.run(coro)
+    except ImportError:  # pragma: no cover - uvloop is a dependency on POSIX
+        return asyncio.run(coro)
+
+
+# -- run / validate / schema ---------------------------------------------------------
+def cmd_run(args: argparse.Namespace) -> int:
+    from engine.config import config_revision
+    from engine.logging import configure_logging, get_logger
+    from engine.runtime import Engine
+
+    cfg, rc = _load(args.config)
+    if cfg is None:
+        print("radbridge: refusing to start with an invalid configuration", file=sys.stderr)
+        return rc
+    lc = cfg.engine.log
+    configure_logging(lc.level, lc.format, phi=lc.phi)
+    engine = Engine(cfg, revision=config_revision(args.config),
+                    base_dir=Path(args.config).resolve().parent)
+    try:
+        _run_async(engine.run())
+    except KeyboardInterrupt:
+        pass
+    except Exception as exc:
+        get_logger().error("engine_failed", error=str(exc))
+        print(f"radbridge: {exc}", file=sys.stderr)
+        return EXIT_FAIL
+    return EXIT_OK
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    cfg, rc = _load(args.config)
+    if cfg is not None:
+        print(f"{args.config}: ok ({len(cfg.channels)} channels)")
+    return rc
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    from engine.config.models import root_model
+
+    print(json.dumps(root_model().model_json_schema(), indent=2))
+    return EXIT_OK
+
+
+# -- send ----------------------------------------------------------------------------
+def split_messages(data: bytes) -> list[bytes]:
+    """Messages of a file: one or many, segments on CR, LF or CRLF → CR-terminated."""
+    lines = [ln for ln in re.split(rb"\r\n|\r|\n", data) if ln.strip()]
+    messages: list[list[bytes]] = []
+    for line in lines:
+        if line.startswith(b"MSH") or not messages:
+            messages.append([])
+        messages[-1].append(line)
+    return [b"\r".join(m) + b"\r" for m in messages]
+
+
+def cmd_send(args: argparse.Namespace) -> int:
+    from channels.mllp.framing import Frame, MLLPDecoder, encode_frame
+
+    data = Path(args.file).read_bytes()
+    messages = [data] if args.raw else split_messages(data)
+    worst = EXIT_OK
+    try:
+        sock = socket.create_connection((args.host, args.port), timeout=args.timeout)
+    except OSError as exc:
+        print(f"radbridge send: cannot connect to {args.host}:{args.port}: {exc}",
+              file=sys.stderr)
+        return EXIT_FAIL
+    with sock:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        for msg in messages:
+            sock.sendall(encode_frame(msg))
+            decoder = MLLPDecoder()
+            ack: bytes | None = None
+            deadline = time.monotonic() + args.timeout
+            while ack is None:
+                sock.settimeout(max(0.01, deadline - time.monotonic()))
+                try:
+                    chunk = sock.recv(65536)
+                except TimeoutError:
+                    print(f"radbridge send: no ACK within {args.timeout}s", file=sys.stderr)
+                    return EXIT_FAIL
+                if not chunk:
+                    print("radbridge send: connection closed before an ACK", file=sys.stderr)
+                    return EXIT_FAIL
+                for ev in decoder.feed(chunk):
+                    if isinstance(ev, Frame):
+                        ack = ev.payload
+                        break
+            text = ack.decode("utf-8", errors="replace")
+            print(text.replace("\r", "\n").rstrip("\n"))
+            code = re.search(r"(?:^|\r)MSA\|([A-Z]{2})", text)
+            if code is None or code.group(1) not in ("AA", "CA"):
+                worst = EXIT_FAIL
+    return worst
+
+
+# -- messages / replay ---------------------------------------------------------------
+_REL = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
+
+
+def parse_since(value: str) -> float:
+    """``30m``, ``24h``, ``7d`` ago, or an ISO date/time (UTC when no zone)."""
+    m = _REL.match(value.strip())
+    if m:
+        mult = {"s": 1, "m": 60, "h": 3600, "d": 86400}[m.group(2)]
+        return time.time() - float(m.group(1)) * mult
+    dt = datetime.fromisoformat(value)
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    return dt.timestamp()
+
+
+def _store_for(cfg: Any, config_path: str) -> Any:
+    from engine.store import open_store
+
+    base = Path(config_path).resolve().parent
+    return open_store(cfg.engine.store, (base / cfg.engine.data_dir).resolve(),
+                      synchronous=cfg.engine.sqlite_synchronous)
+
+
+def _fmt_time(ts: float) -> str:
+    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _filter_from(args: argparse.Namespace) -> Any:
+    from engine.store.base import MessageFilter
+
+    return MessageFilter(
+        channel=args.channel, control_id=args.control_id, message_type=args.type,
+        status=args.status, since=parse_since(args.since) if args.since else None,
+        until=parse_since(args.until) if args.until else None,
+        delivery_status=args.delivery_status, destination=args.destination, limit=args.limit,
+    )
+
+
+async def _messages(args: argparse.Namespace, cfg: Any) -> int:
+    store = _store_for(cfg, args.config)
+    await store.open()
+    try:
+        if args.action == "show":
+            detail = await store.get_message(args.id)
+            if detail is None:
+                print(f"message {args.id} not found", file=sys.stderr)
+                return EXIT_FAIL
+            s = detail.summary
+            print(f"message {s.id}  {_fmt_time(s.received_at)}  channel={s.channel}  "
+                  f"peer={detail.peer}")
+            print(f"  type={s.message_type} control_id={s.control_id} version={detail.version}"
+                  f" charset={detail.charset} size={s.size} revision={detail.revision}")
+            print(f"  status={s.status} ack={s.ack_code}" + (f" error: {s.error}" if s.error else ""))
+            for w in detail.warnings:
+                print(f"  warning: {w}")
+            for d in detail.deliveries:
+                line = (f"  delivery {d.id} → {d.destination}: {d.status}, attempts={d.attempts}")
+                if d.response:
+                    line += f", response={d.response}"
+                if d.last_error:
+                    line += f", last error: {d.last_error}"
+                print(line)
+            print("--- raw ---")
+            print(detail.raw.decode(detail.charset or "latin-1", errors="replace")
+                  .replace("\r", "\n").rstrip("\n"))
+            return EXIT_OK
+        rows = await store.search_messages(_filter_from(args))
+        if args.json:
+            print(json.dumps([r.__dict__ if hasattr(r, "__dict__") else
+                              {k: getattr(r, k) for k in r.__slots__} for r in rows], indent=1))
+            return EXIT_OK
+        print(f"{'ID':>8}  {'RECEIVED (UTC)':19}  {'CHANNEL':14} {'TYPE':10} {'CONTROL ID':20}"
+              f" {'STATUS':9} ACK  ERROR")
+        for r in rows:
+            print(f"{r.id:>8}  {_fmt_time(r.received_at)}  {r.channel[:14]:14} "
+                  f"{r.message_type[:10]:10} {r.control_id[:20]:20} {r.status:9} "
+                  f"{r.ack_code:4} {r.error[:60]}")
+        print(f"({len(rows)} messages)", file=sys.stderr)
+        return EXIT_OK
+    finally:
+        await store.aclose()
+
+
+def cmd_messages(args: argparse.Namespace) -> int:
+    cfg, rc = _load(args.config)
+    if cfg is None:
+        return rc
+    return int(_run_async(_messages(args, cfg)))
+
+
+async def _replay(args: argparse.Namespace, cfg: Any) -> int:
+    from engine.runtime import queue_name
+
+    queues = {queue_name(c, d.name) for c, ch in cfg.channels.items() for d in ch.destinations}
+    if args.target not in queues:
+        print(f"unknown destination {args.target!r}; known: {', '.join(sorted(queues))}",
+              file=sys.stderr)
+        return EXIT_USAGE
+    store = _store_for(cfg, args.config)
+    await store.open()
+    try:
+        if args.ids:
+            ids = list(args.ids)
+        else:
+            flt = _filter_from(args)
+            flt.limit = args.limit
+            ids = [r.id for r in reversed(await store.search_messages(flt))]
+        total, done = len(ids), 0
+        for start in range(0, total, 500):
+            chunk = ids[start:start + 500]
+            done += await store.requeue(chunk, args.target)
+            if total > 500:
+                print(f"\rreplay: {start + len(chunk)}/{total}", end="", file=sys.stderr)
+        if total > 500:
+            print(file=sys.stderr)
+        print(f"re-queued {done} of {total} messages to {args.target}")
+        return EXIT_OK if done == total else EXIT_FAIL
+    finally:
+        await store.aclose()
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    cfg, rc = _load(args.config)
+    if cfg is None:
+        return rc
+    return int(_run_async(_replay(args, cfg)))
+
+
+# -- argument parsing ----------------------------------------------------------------
+def _add_filters(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--channel")
+    p.add_argument("--control-id")
+    p.add_argument("--type", help="message type, e.g. ORM^O01")
+    p.add_argument("--status", help="processed, rejected, filtered, error")
+    p.add_argument("--since", help="30m, 24h, 7d or an ISO date/time")
+    p.add_argument("--until")
+    p.add_argument("--delivery-status", help="pending, sent, dead")
+    p.add_argument("--destination", help="channel/destination")
+    p.add_argument("--limit", type=int, default=100)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="radbridge", description=__doc__)
+    parser.add_argument("-c", "--config", default="channels.yaml")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    sub.add_parser("run", help="run the engine").set_defaults(func=cmd_run)
+    sub.add_parser("validate", help="check the configuration").set_defaults(func=cmd_validate)
+    sub.add_parser("schema", help="print the JSON Schema of channels.yaml").set_defaults(
+        func=cmd_schema)
+
+    p = sub.add_parser("send", help="send an HL7 file over MLLP and print the ACK")
+    p.add_argument("file")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=2575)
+    p.add_argument("--timeout", type=float, default=30.0)
+    p.add_argument("--raw", action="store_true", help="send the file bytes as one frame")
+    p.set_defaults(func=cmd_send)
+
+    p = sub.add_parser("messages", help="search stored messages, or show one")
+    msub = p.add_subparsers(dest="action")
+    ps = msub.add_parser("show")
+    ps.add_argument("id", type=int)
+    pl = msub.add_parser("list")
+    for q in (p, pl):
+        _add_filters(q)
+        q.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_messages, action="list")
+    ps.set_defaults(func=cmd_messages, action="show")
+    pl.set_defaults(func=cmd_messages, action="list")
+
+    p = sub.add_parser("replay", help="re-queue stored messages to a destination")
+    p.add_argument("ids", nargs="*", type=int)
+    p.add_argument("--to", dest="target", required=True, help="channel/destination")
+    _add_filters(p)
+    p.set_defaults(func=cmd_replay)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    rc: int = args.func(args)
+    return rc
+
+
+if __name__ == "__main__":
+    sys.exit(main())

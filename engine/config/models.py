@@ -1,0 +1,111 @@
+"""The shape of ``channels.yaml``: engine settings, channels, their source and destinations.
+
+Channel-type models live beside their channel (``channels/mllp/config.py`` …) and are
+joined here into discriminated unions on ``type``, so the models are the single source of
+field names, defaults, docs and the JSON schema that ``radbridge schema`` prints.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, create_model
+
+from engine import registry
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class HTTPConfig(Strict):
+    """Admin API: /health, /metrics."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(8765, ge=0, le=65535)
+    enabled: bool = True
+
+
+class LogConfig(Strict):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["auto", "json", "console"] = "auto"
+    """auto: JSON when stderr is not a terminal."""
+    phi: bool = False
+    """Let identifying values into log lines. Never in production."""
+
+
+class EngineConfig(Strict):
+    data_dir: str = "./data"
+    """Data directory: the SQLite store lives here."""
+    store: str = ""
+    """Empty for SQLite in the data directory, or a postgresql:// URL."""
+    sqlite_synchronous: Literal["FULL", "NORMAL", "EXTRA"] = "FULL"
+    """FULL: a committed message survives power loss. NORMAL survives a process crash only."""
+    http: HTTPConfig = HTTPConfig()
+    log: LogConfig = LogConfig()
+    shutdown_grace_s: float = Field(10.0, ge=0)
+
+
+class RetryConfig(Strict):
+    """Capped exponential backoff; a delivery is dead-lettered after ``max_attempts``."""
+
+    max_attempts: int = Field(10, ge=1)
+    initial_delay_s: float = Field(1.0, gt=0)
+    max_delay_s: float = Field(300.0, gt=0)
+    multiplier: float = Field(2.0, ge=1)
+    jitter: float = Field(0.1, ge=0, le=1)
+
+
+class DestinationCommon(Strict):
+    """Fields every destination has (each destination model inherits them)."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    retry: RetryConfig = RetryConfig()
+    ordering: Literal["destination", "key", "none"] = "destination"
+    """destination: strict FIFO; key: FIFO per ``order_key`` value; none: no ordering."""
+    order_key: str = "PID-3.1"
+    """HL7 path whose value groups messages when ``ordering: key``."""
+    message_types: list[str] = []
+    """Only these MSH-9 types (e.g. ORM^O01, ADT^*) go to this destination; empty: all."""
+
+
+class SourceCommon(Strict):
+    """Fields every source has."""
+
+
+class ChannelCommon(Strict):
+    enabled: bool = True
+    description: str = ""
+    accept_message_types: list[str] = []
+    """MSH-9 types this channel accepts (``ADT^*`` allowed); others are answered AR. Empty: all."""
+    charset_fallback: str = "utf-8"
+    """Codec when MSH-18 is empty: 'utf-8' falls back to latin-1 for invalid bytes."""
+    validation: Literal["off", "warn", "strict"] = "off"
+    """HL7 structure validation by hl7apy: warn records problems, strict answers AE."""
+    filtered_ack: Literal["AA", "AR"] = "AA"
+
+
+def _union(models: list[type[BaseModel]]) -> Any:
+    if len(models) == 1:
+        return models[0]
+    return Annotated[Union[tuple(models)], Field(discriminator="type")]  # noqa: UP007
+
+
+@lru_cache(maxsize=1)
+def root_model() -> type[BaseModel]:
+    """Build the root model from the registered channel types."""
+    src_models = [cls.config_model for cls in registry.sources().values()]
+    dst_models = [cls.config_model for cls in registry.destinations().values()]
+    channel = create_model(
+        "ChannelConfig",
+        __base__=ChannelCommon,
+        source=(_union(src_models), ...),
+        destinations=(list[_union(dst_models)], []),  # type: ignore[valid-type]
+    )
+    return create_model(
+        "RadBridgeConfig",
+        __base__=Strict,
+        engine=(EngineConfig, EngineConfig()),
+        channels=(dict[str, channel], ...),  # type: ignore[valid-type]
+    )

@@ -1,0 +1,159 @@
+"""The store interface: what the engine needs from durable storage, backend-neutral.
+
+Channels never see SQL. The SQLite backend implements this today; a PostgreSQL backend
+(claiming rows with ``FOR UPDATE SKIP LOCKED``) implements the same methods later. All
+timestamps are POSIX seconds (float, UTC).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+MessageStatus = Literal["processed", "filtered", "error", "rejected"]
+DeliveryStatus = Literal["pending", "sent", "failed", "dead"]
+
+
+@dataclass(slots=True)
+class InboundRecord:
+    """One inbound message as it is committed before the ACK."""
+
+    channel: str
+    raw: bytes
+    received_at: float
+    peer: str = ""
+    control_id: str = ""
+    message_type: str = ""
+    version: str = ""
+    charset: str = ""
+    status: MessageStatus = "processed"
+    ack_code: str = ""
+    error: str = ""
+    revision: str = ""
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class NewDelivery:
+    """A delivery to create in the same transaction as its message."""
+
+    destination: str
+    payload: bytes
+    order_key: str = ""
+
+
+@dataclass(slots=True)
+class PendingDelivery:
+    id: int
+    message_id: int
+    destination: str
+    attempts: int
+    next_attempt: float
+    order_key: str
+    payload: bytes
+
+
+@dataclass(slots=True)
+class DeliveryUpdate:
+    id: int
+    status: DeliveryStatus
+    attempts: int
+    next_attempt: float = 0.0
+    error: str = ""
+    response: str = ""
+
+
+@dataclass(slots=True)
+class MessageFilter:
+    """Search criteria for ``radbridge messages``; every field optional."""
+
+    channel: str | None = None
+    control_id: str | None = None
+    message_type: str | None = None
+    status: str | None = None
+    since: float | None = None
+    until: float | None = None
+    delivery_status: str | None = None
+    destination: str | None = None
+    limit: int = 100
+
+
+@dataclass(slots=True)
+class MessageSummary:
+    id: int
+    received_at: float
+    channel: str
+    control_id: str
+    message_type: str
+    status: str
+    ack_code: str
+    error: str
+    size: int
+
+
+@dataclass(slots=True)
+class DeliveryRow:
+    id: int
+    destination: str
+    status: str
+    attempts: int
+    next_attempt: float
+    last_error: str
+    response: str
+    updated_at: float
+
+
+@dataclass(slots=True)
+class MessageDetail:
+    summary: MessageSummary
+    peer: str
+    version: str
+    charset: str
+    revision: str
+    raw: bytes
+    warnings: list[str]
+    deliveries: list[DeliveryRow]
+
+
+class Store(ABC):
+    """Durable storage for messages and their deliveries."""
+
+    @abstractmethod
+    async def open(self) -> None: ...
+
+    @abstractmethod
+    async def aclose(self) -> None: ...
+
+    @abstractmethod
+    async def ingest(self, record: InboundRecord, deliveries: Sequence[NewDelivery]) -> int:
+        """Commit a message and its deliveries atomically; return the message id.
+
+        Returns only once the data is durable (the caller ACKs after this)."""
+
+    @abstractmethod
+    async def update_deliveries(self, updates: Sequence[DeliveryUpdate]) -> None:
+        """Record delivery outcomes (committed durably)."""
+
+    @abstractmethod
+    async def fetch_pending(
+        self, destination: str, limit: int, exclude: frozenset[int] = frozenset()
+    ) -> list[PendingDelivery]:
+        """Pending deliveries of a destination, oldest first."""
+
+    @abstractmethod
+    async def search_messages(self, flt: MessageFilter) -> list[MessageSummary]: ...
+
+    @abstractmethod
+    async def get_message(self, message_id: int) -> MessageDetail | None: ...
+
+    @abstractmethod
+    async def requeue(
+        self, message_ids: Sequence[int], destination: str, payloads: Sequence[bytes] | None = None
+    ) -> int:
+        """Create new pending deliveries of these messages to ``destination``."""
+
+    @abstractmethod
+    async def queue_depths(self) -> dict[tuple[str, str], int]:
+        """(destination, status) → count, for pending/dead."""

@@ -1,0 +1,46 @@
+-- RadBridge store schema (SQLite dialect; the PostgreSQL backend mirrors it).
+CREATE TABLE IF NOT EXISTS meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS messages (
+    id           INTEGER PRIMARY KEY,
+    received_at  REAL    NOT NULL,
+    channel      TEXT    NOT NULL,
+    peer         TEXT    NOT NULL DEFAULT '',
+    control_id   TEXT    NOT NULL DEFAULT '',
+    message_type TEXT    NOT NULL DEFAULT '',
+    version      TEXT    NOT NULL DEFAULT '',
+    charset      TEXT    NOT NULL DEFAULT '',
+    status       TEXT    NOT NULL,
+    ack_code     TEXT    NOT NULL DEFAULT '',
+    error        TEXT    NOT NULL DEFAULT '',
+    revision     TEXT    NOT NULL DEFAULT '',
+    warnings     TEXT    NOT NULL DEFAULT '',
+    size         INTEGER NOT NULL,
+    raw          BLOB    NOT NULL
+);
+CREATE INDEX IF NOT EXISTS messages_received ON messages (received_at);
+CREATE INDEX IF NOT EXISTS messages_control  ON messages (control_id);
+CREATE INDEX IF NOT EXISTS messages_type     ON messages (message_type, received_at);
+CREATE INDEX IF NOT EXISTS messages_status   ON messages (status, received_at);
+
+CREATE TABLE IF NOT EXISTS deliveries (
+    id           INTEGER PRIMARY KEY,
+    message_id   INTEGER NOT NULL REFERENCES messages (id) ON DELETE CASCADE,
+    destination  TEXT    NOT NULL,
+    status       TEXT    NOT NULL,
+    attempts     INTEGER NOT NULL DEFAULT 0,
+    next_attempt REAL    NOT NULL DEFAULT 0,
+    last_error   TEXT    NOT NULL DEFAULT '',
+    response     TEXT    NOT NULL DEFAULT '',
+    order_key    TEXT    NOT NULL DEFAULT '',
+    created_at   REAL    NOT NULL,
+    updated_at   REAL    NOT NULL,
+    payload      BLOB    NOT NULL
+);
+CREATE INDEX IF NOT EXISTS deliveries_message ON deliveries (message_id);
+CREATE INDEX IF NOT EXISTS deliveries_pending ON deliveries (destination, id)
+    WHERE status = 'pending';
+CREATE INDEX IF NOT EXISTS deliveries_status ON deliveries (destination, status);
