@@ -16,7 +16,7 @@ import socket
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from channels.mllp.config import MLLPListenerConfig
 from channels.mllp.framing import (
@@ -65,18 +65,17 @@ class _Connection(asyncio.Protocol):
 
     # -- protocol callbacks ----------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-        addr = transport.get_extra_info("peername") or ("?", 0)
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
+        addr = self.transport.get_extra_info("peername") or ("?", 0)
         self.peer_host = str(addr[0])
         self.peer = f"{addr[0]}:{addr[1]}"
-        sock = transport.get_extra_info("socket")
+        sock = self.transport.get_extra_info("socket")
         if sock is not None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if self.server.config.tcp_keepalive:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
         if not self.server.admit(self):
-            transport.abort()
+            self.transport.abort()
             self.closed = True
             return
         self.task = asyncio.get_running_loop().create_task(self._serve())
@@ -112,14 +111,16 @@ class _Connection(asyncio.Protocol):
 
     def eof_received(self) -> bool | None:
         for ev in self.decoder.eof():
-            if isinstance(ev, TruncatedFrame):
+            if isinstance(ev, JunkSkipped):
+                self.server.on_junk(self, ev)
+            elif isinstance(ev, TruncatedFrame):
                 log.warning(
                     "frame_truncated", channel=self.server.name, peer=self.peer,
                     bytes=ev.partial_bytes,
                 )
         self.closed = True
         self.wakeup.set()
-        return False
+        return True  # keep the write side open: queued frames still get their ACKs
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True

@@ -12,7 +12,15 @@ import asyncio
 import socket
 
 from channels.mllp.config import MLLPSenderConfig
-from channels.mllp.framing import Frame, FramingConfig, MLLPDecoder, describe_unframed, encode_frame
+from channels.mllp.framing import (
+    Frame,
+    FrameTooLarge,
+    FramingConfig,
+    FramingError,
+    MLLPDecoder,
+    describe_unframed,
+    encode_frame,
+)
 from channels.mllp.tls import client_context
 from engine.channel import Destination
 from engine.errors import PermanentDelivery, RetryableDelivery
@@ -127,14 +135,32 @@ class MLLPSender(Destination):
 
     async def _read_ack(self, timeout: float) -> bytes:
         assert self._reader is not None
-        unframed = bytearray()
-        async with asyncio.timeout(timeout):
-            while True:
-                data = await self._reader.read(65536)
-                if not data:
-                    hint = f"; {describe_unframed(bytes(unframed))}" if unframed else ""
-                    raise EOFError(f"peer closed the connection before an ACK{hint}")
-                for ev in self._decoder.feed(data):
-                    if isinstance(ev, Frame):
-                        return ev.payload
-                    unframed += data[:256]
+        seen = bytearray()  # kept for the diagnostic when no frame ever comes
+        try:
+            async with asyncio.timeout(timeout):
+                while True:
+                    data = await self._reader.read(65536)
+                    if not data:
+                        raise EOFError("peer closed the connection before an ACK"
+                                       + self._unframed_hint(seen))
+                    if len(seen) < 4096:
+                        seen += data[:4096]
+                    try:
+                        events = self._decoder.feed(data)
+                    except FramingError as exc:
+                        raise EOFError(f"unreadable response: {exc}") from exc
+                    for ev in events:
+                        if isinstance(ev, Frame):
+                            return ev.payload
+                        if isinstance(ev, FrameTooLarge):
+                            raise EOFError(f"response larger than {ev.limit} bytes")
+        except TimeoutError:
+            hint = self._unframed_hint(seen)
+            if hint:
+                raise EOFError(f"no framed ACK within {timeout}s" + hint) from None
+            raise
+
+    def _unframed_hint(self, seen: bytearray) -> str:
+        if not seen or self._decoder.in_frame:
+            return ""
+        return f" ({describe_unframed(bytes(seen))})"

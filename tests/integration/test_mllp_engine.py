@@ -135,6 +135,7 @@ def test_oversized_frame_is_rejected_and_connection_closed_but_listener_serves(
     assert msa(ack)[1] == "AR"
     assert b"maximum of 4096 bytes" in ack
     assert c.closed_by_peer()
+    c.close()
     c2 = RawClient(eng.mllp_port)
     c2.send_frame(orm(3))
     assert msa(c2.read_frame())[1:3] == ["AA", "MSG000003"]
