@@ -68,5 +68,5 @@ class Destination(ABC):
 
         Raise RetryableDelivery or PermanentDelivery on failure."""
 
-    async def aclose(self) -> None:
+    async def aclose(self) -> None:  # noqa: B027 - optional hook, not abstract
         """Release connections; the default has none."""

@@ -14,7 +14,7 @@ import socket
 import sys
 import time
 from collections.abc import Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -146,7 +146,7 @@ def parse_since(value: str) -> float:
         return time.time() - float(m.group(1)) * mult
     dt = datetime.fromisoformat(value)
     if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
+        dt = dt.replace(tzinfo=UTC)
     return dt.timestamp()
 
 
@@ -159,7 +159,7 @@ def _store_for(cfg: Any, config_path: str) -> Any:
 
 
 def _fmt_time(ts: float) -> str:
-    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _filter_from(args: argparse.Namespace) -> Any:
@@ -187,7 +187,8 @@ async def _messages(args: argparse.Namespace, cfg: Any) -> int:
                   f"peer={detail.peer}")
             print(f"  type={s.message_type} control_id={s.control_id} version={detail.version}"
                   f" charset={detail.charset} size={s.size} revision={detail.revision}")
-            print(f"  status={s.status} ack={s.ack_code}" + (f" error: {s.error}" if s.error else ""))
+            error = f" error: {s.error}" if s.error else ""
+            print(f"  status={s.status} ack={s.ack_code}{error}")
             for w in detail.warnings:
                 print(f"  warning: {w}")
             for d in detail.deliveries:

@@ -145,7 +145,8 @@ class DeliveryWorker:
                 message_id=row.message_id, attempts=attempts, reason=exc.reason,
                 next_attempt_s=round(delay, 3),
             )
-            await self._record(row, "pending", attempts, exc.reason, next_attempt=time.time() + delay)
+            retry_at = time.time() + delay
+            await self._record(row, "pending", attempts, exc.reason, next_attempt=retry_at)
             row.attempts = attempts
             row.next_attempt = time.time() + delay
             return False

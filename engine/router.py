@@ -22,6 +22,7 @@ from engine.hl7 import (
     HL7ParseError,
     build_ack,
     codec_for,
+    is_known_version,
     should_send_accept_ack,
     sniff_msh18,
 )
@@ -32,9 +33,6 @@ from engine.store.base import InboundRecord, NewDelivery, Store
 
 log = get_logger("radbridge.router")
 
-KNOWN_VERSIONS = frozenset(
-    "2.1 2.2 2.3 2.3.1 2.4 2.5 2.5.1 2.6 2.7 2.7.1 2.8 2.8.1 2.8.2".split()
-)
 _ENHANCED = {"AA": "CA", "AE": "CE", "AR": "CR"}
 
 
@@ -156,7 +154,7 @@ class ChannelPipeline:
         return DispatchResult(code == "AA", ack_bytes, record_id, wire_code, reason)
 
     def _check(self, msg: HL7Message) -> None:
-        if msg.version not in KNOWN_VERSIONS:
+        if not is_known_version(msg.version):
             raise MessageRejected(
                 f"unsupported HL7 version {msg.version!r} in MSH-12",
                 code="AR", error_code="203", location="MSH^1^12",

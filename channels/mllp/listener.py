@@ -19,16 +19,16 @@ from collections.abc import Callable
 from typing import Any, cast
 
 from channels.mllp.config import MLLPListenerConfig
+from channels.mllp.framing import Frame as MLLPFrame
 from channels.mllp.framing import (
     FrameAbandoned,
-    FramingConfig,
     FrameTooLarge,
+    FramingConfig,
     JunkSkipped,
     MLLPDecoder,
     TruncatedFrame,
     encode_frame,
 )
-from channels.mllp.framing import Frame as MLLPFrame
 from channels.mllp.tls import server_context
 from engine.channel import Dispatch, Source
 from engine.errors import BindError
@@ -185,7 +185,8 @@ class _Connection(asyncio.Protocol):
             assert self.transport is not None
             self.transport.abort()
             return True
-        if not self.decoder.in_frame and cfg.idle_timeout_s and now - self.last_rx >= cfg.idle_timeout_s:
+        idle = now - self.last_rx
+        if not self.decoder.in_frame and cfg.idle_timeout_s and idle >= cfg.idle_timeout_s:
             log.info("connection_idle_closed", channel=self.server.name, peer=self.peer)
             return True
         return False

@@ -9,6 +9,7 @@ AR/CR → failed for good (configurable). Reconnection backoff is the engine's r
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 
 from channels.mllp.config import MLLPSenderConfig
@@ -72,10 +73,8 @@ class MLLPSender(Destination):
         writer, self._writer, self._reader = self._writer, None, None
         if writer is not None:
             writer.close()
-            try:
+            with contextlib.suppress(OSError, ConnectionError):
                 await writer.wait_closed()
-            except (OSError, ConnectionError):
-                pass
 
     async def _drop(self, reason: str) -> None:
         log.warning("connection_dropped", destination=self.name, reason=reason)
@@ -133,7 +132,7 @@ class MLLPSender(Destination):
             raise PermanentDelivery(f"peer answered {detail}")
         raise RetryableDelivery(f"unknown ACK code {ack.code!r}")
 
-    async def _read_ack(self, timeout: float) -> bytes:
+    async def _read_ack(self, timeout: float) -> bytes:  # noqa: ASYNC109 - per-call deadline
         assert self._reader is not None
         seen = bytearray()  # kept for the diagnostic when no frame ever comes
         try:

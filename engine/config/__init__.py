@@ -16,7 +16,7 @@ from engine.config.lint import lint
 from engine.config.models import root_model
 from engine.config.problems import ConfigError, ConfigProblem
 
-__all__ = ["ConfigError", "ConfigProblem", "load_config", "config_revision"]
+__all__ = ["ConfigError", "ConfigProblem", "config_revision", "load_config"]
 
 
 def config_revision(path: str | Path) -> str:

@@ -97,15 +97,17 @@ def root_model() -> type[BaseModel]:
     """Build the root model from the registered channel types."""
     src_models = [cls.config_model for cls in registry.sources().values()]
     dst_models = [cls.config_model for cls in registry.destinations().values()]
+    dest_list: Any = list[_union(dst_models)]  # type: ignore[misc]
     channel = create_model(
         "ChannelConfig",
         __base__=ChannelCommon,
         source=(_union(src_models), ...),
-        destinations=(list[_union(dst_models)], []),  # type: ignore[valid-type]
+        destinations=(dest_list, []),
     )
+    channels: Any = dict[str, channel]
     return create_model(
         "RadBridgeConfig",
         __base__=Strict,
         engine=(EngineConfig, EngineConfig()),
-        channels=(dict[str, channel], ...),  # type: ignore[valid-type]
+        channels=(channels, ...),
     )

@@ -11,6 +11,7 @@ slow search never holds up ingest.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import queue
 import sqlite3
@@ -142,10 +143,8 @@ class SQLiteStore(Store):
                 conn.execute("RELEASE item")
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
-            try:
+            with contextlib.suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
-            except sqlite3.Error:
-                pass
             err = StoreError(f"store commit failed: {exc}")
             results = [(fut, False, err) for _, fut in batch]
         self.batches += 1

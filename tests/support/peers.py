@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -115,10 +116,8 @@ class MLLPSink:
         self._stop.set()
         self._srv.close()
         for c in self._conns:
-            try:
+            with contextlib.suppress(OSError):
                 c.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
         for t in self._threads:
             t.join(timeout=2)
 
@@ -156,9 +155,11 @@ class EngineProcess:
 
     def healthy(self) -> bool:
         if self.proc is not None and self.proc.poll() is not None:
-            raise RuntimeError(f"engine exited with {self.proc.returncode}:\n{self.logs()[-4000:]}")
+            code = self.proc.returncode
+            raise RuntimeError(f"engine exited with {code}:\n{self.logs()[-4000:]}")
+        url = f"http://127.0.0.1:{self.http_port}/health"
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.http_port}/health", timeout=1) as r:
+            with urllib.request.urlopen(url, timeout=1) as r:
                 return bool(r.status == 200)
         except OSError:
             return False
@@ -189,7 +190,7 @@ class EngineProcess:
         return subprocess.run(
             [sys.executable, "-m", "engine", "-c", str(self.config), *args],
             cwd=str(self.config.parent), env=self.env, capture_output=True, text=True,
-            timeout=timeout,
+            timeout=timeout, check=False,
         )
 
 
