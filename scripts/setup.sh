@@ -29,6 +29,7 @@ if [[ $want_test -eq 1 && $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; th
   command -v findscu >/dev/null || missing+=(dcmtk)
   command -v mosquitto >/dev/null || [[ -x /usr/sbin/mosquitto ]] || missing+=(mosquitto)
   command -v mosquitto_sub >/dev/null || missing+=(mosquitto-clients)
+  command -v openssl >/dev/null || missing+=(openssl)
   command -v Orthanc >/dev/null || [[ -x /usr/sbin/Orthanc ]] || missing+=(orthanc)
   if (( ${#missing[@]} )); then
     echo "setup: installing system packages: ${missing[*]}"

@@ -1,0 +1,119 @@
+"""The SQLite store: atomic ingest, group commit, pending queue reads, durability flags."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from pathlib import Path
+
+import pytest
+
+from engine.errors import StoreError
+from engine.store import open_store
+from engine.store.base import DeliveryUpdate, InboundRecord, MessageFilter, NewDelivery
+from engine.store.sqlite import SQLiteStore
+
+
+def record(i: int, **kw: object) -> InboundRecord:
+    base: dict[str, object] = dict(
+        channel="ris", raw=f"MSH|{i}".encode(), received_at=time.time(),
+        control_id=f"C{i}", message_type="ORM^O01", version="2.3.1",
+    )
+    base.update(kw)
+    return InboundRecord(**base)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> SQLiteStore:
+    s = SQLiteStore(tmp_path / "db.sqlite")
+    await s.open()
+    yield s
+    await s.aclose()
+
+
+async def test_ingest_commits_message_and_deliveries_atomically(store: SQLiteStore) -> None:
+    mid = await store.ingest(record(1), [NewDelivery("ris/a", b"P1"), NewDelivery("ris/b", b"P2")])
+    detail = await store.get_message(mid)
+    assert detail is not None
+    assert detail.summary.control_id == "C1"
+    assert [d.destination for d in detail.deliveries] == ["ris/a", "ris/b"]
+    assert all(d.status == "pending" for d in detail.deliveries)
+    # visible to a brand-new connection: committed
+    conn = sqlite3.connect(store.path)
+    assert conn.execute("select count(*) from deliveries").fetchone()[0] == 2
+    conn.close()
+
+
+async def test_concurrent_ingests_are_grouped_into_fewer_commits(store: SQLiteStore) -> None:
+    ids = await asyncio.gather(*(store.ingest(record(i), []) for i in range(200)))
+    assert sorted(ids) == list(range(1, 201))
+    assert store.items == 200
+    assert store.batches < 200
+
+
+async def test_failing_item_fails_alone_and_batch_commits(store: SQLiteStore) -> None:
+    def bad(conn: sqlite3.Connection) -> None:
+        conn.execute("INSERT INTO no_such_table VALUES (1)")
+
+    good = asyncio.ensure_future(store.ingest(record(1), []))
+    failing = asyncio.ensure_future(store._write(bad))
+    good2 = asyncio.ensure_future(store.ingest(record(2), []))
+    results = await asyncio.gather(good, failing, good2, return_exceptions=True)
+    assert isinstance(results[1], sqlite3.OperationalError)
+    assert results[0] == 1 and results[2] == 2
+
+
+async def test_fetch_pending_is_oldest_first_and_excludes_given_ids(store: SQLiteStore) -> None:
+    for i in range(5):
+        await store.ingest(record(i), [NewDelivery("q", f"P{i}".encode(), order_key=f"K{i % 2}")])
+    rows = await store.fetch_pending("q", 10)
+    assert [r.payload for r in rows] == [b"P0", b"P1", b"P2", b"P3", b"P4"]
+    rows = await store.fetch_pending("q", 2, frozenset({rows[0].id}))
+    assert [r.payload for r in rows] == [b"P1", b"P2"]
+    await store.update_deliveries([DeliveryUpdate(rows[0].id, "sent", 1)])
+    rest = await store.fetch_pending("q", 10)
+    assert b"P1" not in [r.payload for r in rest]
+
+
+async def test_search_filters_and_requeue(store: SQLiteStore) -> None:
+    await store.ingest(record(1), [NewDelivery("q", b"P1")])
+    await store.ingest(record(2, status="rejected", error="bad"), [])
+    rejected = await store.search_messages(MessageFilter(status="rejected"))
+    assert [r.control_id for r in rejected] == ["C2"]
+    by_cid = await store.search_messages(MessageFilter(control_id="C1"))
+    assert len(by_cid) == 1
+    pending = await store.search_messages(MessageFilter(delivery_status="pending"))
+    assert [r.control_id for r in pending] == ["C1"]
+    assert await store.requeue([1, 2], "q2") == 2
+    q2 = await store.fetch_pending("q2", 10)
+    assert [r.payload for r in q2] == [b"MSH|1", b"MSH|2"]  # no delivery to q2 yet: the raw
+    assert await store.requeue([1], "q") == 1
+    q = await store.fetch_pending("q", 10)
+    assert [r.payload for r in q] == [b"P1", b"P1"]  # the payload already made for q
+    depths = await store.queue_depths()
+    assert depths[("q", "pending")] == 2 and depths[("q2", "pending")] == 2
+
+
+async def test_store_uses_wal_and_full_sync(store: SQLiteStore) -> None:
+    conn = sqlite3.connect(store.path)
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    conn.close()
+    assert store.synchronous == "FULL"
+
+
+def test_store_url_schemes(tmp_path: Path) -> None:
+    assert isinstance(open_store("", tmp_path), SQLiteStore)
+    assert isinstance(open_store(f"sqlite:///{tmp_path}/x.db", tmp_path), SQLiteStore)
+    with pytest.raises(StoreError, match="not implemented"):
+        open_store("postgresql://localhost/x", tmp_path)
+    with pytest.raises(StoreError, match="unsupported"):
+        open_store("mysql://x", tmp_path)
+
+
+async def test_write_after_close_is_a_store_error(tmp_path: Path) -> None:
+    s = SQLiteStore(tmp_path / "db.sqlite")
+    await s.open()
+    await s.aclose()
+    with pytest.raises(StoreError):
+        await s.ingest(record(1), [])

@@ -1,0 +1,129 @@
+"""Delivery workers: ordering per destination and per key, retry with backoff, dead letters."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from pathlib import Path
+
+import pytest
+
+from engine.channel import Destination
+from engine.config.models import RetryConfig
+from engine.delivery import DeliveryWorker, backoff_delay
+from engine.errors import PermanentDelivery, RetryableDelivery
+from engine.metrics import Metrics
+from engine.store.base import InboundRecord, NewDelivery
+from engine.store.sqlite import SQLiteStore
+
+
+class ScriptedDestination(Destination):
+    """An in-process destination whose answer per payload is scripted by the test."""
+
+    type_name = "scripted"
+    config_model = RetryConfig  # unused
+
+    def __init__(self, fail_first: dict[bytes, int] | None = None,
+                 reject: set[bytes] | None = None) -> None:
+        super().__init__("scripted", None)
+        self.fail_first = dict(fail_first or {})
+        self.reject = reject or set()
+        self.sent: list[bytes] = []
+        self.attempts: list[bytes] = []
+
+    async def send(self, payload: bytes) -> str:
+        self.attempts.append(payload)
+        if payload in self.reject:
+            raise PermanentDelivery("rejected")
+        if self.fail_first.get(payload, 0) > 0:
+            self.fail_first[payload] -= 1
+            raise RetryableDelivery("peer down")
+        self.sent.append(payload)
+        return "AA"
+
+
+RETRY = RetryConfig(max_attempts=3, initial_delay_s=0.05, max_delay_s=0.2, jitter=0)
+
+
+async def _run(tmp_path: Path, dest: ScriptedDestination, items: list[tuple[bytes, str]],
+               ordering: str, until: int, retry: RetryConfig = RETRY) -> SQLiteStore:
+    store = SQLiteStore(tmp_path / "q.db")
+    await store.open()
+    for payload, key in items:
+        await store.ingest(InboundRecord(channel="c", raw=payload, received_at=time.time()),
+                           [NewDelivery("q", payload, key)])
+    worker = DeliveryWorker("q", dest, store, Metrics(), retry=retry, ordering=ordering)
+    task = asyncio.create_task(worker.run())
+    worker.notify()
+    deadline = time.monotonic() + 10
+    while len(dest.sent) + len(dest.reject & set(dest.attempts)) < until:
+        assert time.monotonic() < deadline, f"stuck: sent={dest.sent}"
+        await asyncio.sleep(0.01)
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    return store
+
+
+async def test_fifo_destination_blocks_behind_a_retrying_head(tmp_path: Path) -> None:
+    dest = ScriptedDestination(fail_first={b"A": 2})
+    store = await _run(tmp_path, dest, [(b"A", ""), (b"B", ""), (b"C", "")], "destination", 3)
+    assert dest.sent == [b"A", b"B", b"C"]
+    assert dest.attempts[:3] == [b"A", b"A", b"A"]
+    await store.aclose()
+
+
+async def test_key_ordering_lets_other_keys_pass_a_retrying_key(tmp_path: Path) -> None:
+    dest = ScriptedDestination(fail_first={b"A1": 2})
+    items = [(b"A1", "A"), (b"B1", "B"), (b"A2", "A"), (b"B2", "B")]
+    store = await _run(tmp_path, dest, items, "key", 4)
+    assert dest.sent.index(b"B1") < dest.sent.index(b"A1")
+    assert dest.sent.index(b"A1") < dest.sent.index(b"A2")  # A stays in order
+    assert dest.sent.index(b"B1") < dest.sent.index(b"B2")
+    await store.aclose()
+
+
+async def test_permanent_failure_dead_letters_and_queue_moves_on(tmp_path: Path) -> None:
+    dest = ScriptedDestination(reject={b"A"})
+    store = await _run(tmp_path, dest, [(b"A", ""), (b"B", "")], "destination", 2)
+    assert dest.sent == [b"B"]
+    await asyncio.sleep(0.1)  # let the outcome commit
+    depths = await store.queue_depths()
+    assert depths.get(("q", "dead")) == 1
+    await store.aclose()
+
+
+async def test_retry_exhaustion_dead_letters_after_max_attempts(tmp_path: Path) -> None:
+    dest = ScriptedDestination(fail_first={b"A": 99})
+    store = SQLiteStore(tmp_path / "q.db")
+    await store.open()
+    await store.ingest(InboundRecord(channel="c", raw=b"A", received_at=time.time()),
+                       [NewDelivery("q", b"A")])
+    worker = DeliveryWorker("q", dest, store, Metrics(), retry=RETRY, ordering="destination")
+    task = asyncio.create_task(worker.run())
+    deadline = time.monotonic() + 10
+    while (await store.queue_depths()).get(("q", "dead")) != 1:
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.02)
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    assert dest.attempts == [b"A"] * 3
+    await store.aclose()
+
+
+def test_backoff_is_exponential_and_capped() -> None:
+    policy = RetryConfig(initial_delay_s=1, max_delay_s=30, multiplier=2, jitter=0)
+    assert [backoff_delay(n, policy) for n in range(1, 8)] == [1, 2, 4, 8, 16, 30, 30]
+
+
+def test_backoff_jitter_stays_within_bounds() -> None:
+    policy = RetryConfig(initial_delay_s=10, max_delay_s=100, multiplier=2, jitter=0.1)
+    rng = random.Random(1)
+    for _ in range(200):
+        assert 9.0 <= backoff_delay(1, policy, rng) <= 11.0
+
+
+@pytest.mark.parametrize("attempts", [1, 50, 500])
+def test_backoff_never_exceeds_max(attempts: int) -> None:
+    policy = RetryConfig(initial_delay_s=1, max_delay_s=300, multiplier=3, jitter=0.5)
+    assert backoff_delay(attempts, policy) <= 300

@@ -1,0 +1,43 @@
+"""Log lines: JSON, one event each, PHI redacted unless explicitly allowed."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+
+from engine.logging import REDACTED, configure_logging, get_logger
+
+
+@pytest.fixture
+def stream() -> io.StringIO:
+    s = io.StringIO()
+    configure_logging("debug", "json", stream=s)
+    yield s
+    configure_logging("info", "json", stream=io.StringIO())
+
+
+def test_unknown_keys_are_redacted(stream: io.StringIO) -> None:
+    get_logger().info("message_processed", channel="ris", patient_name="DOE^JANE",
+                      pid="PAT1", raw="MSH|...")
+    line = json.loads(stream.getvalue())
+    assert line["event"] == "message_processed"
+    assert line["channel"] == "ris"
+    assert line["patient_name"] == REDACTED and line["raw"] == REDACTED
+    assert "DOE" not in stream.getvalue()
+
+
+def test_phi_allowed_only_when_asked(monkeypatch: pytest.MonkeyPatch) -> None:
+    s = io.StringIO()
+    configure_logging("info", "json", phi=True, stream=s)
+    get_logger().info("debugging", patient_name="DOE^JANE")
+    assert "DOE^JANE" in s.getvalue()
+    configure_logging("info", "json", stream=io.StringIO())
+
+
+def test_level_filters(stream: io.StringIO) -> None:
+    configure_logging("warning", "json", stream=stream)
+    get_logger().info("quiet_event")
+    get_logger().warning("loud_event")
+    assert "quiet_event" not in stream.getvalue() and "loud_event" in stream.getvalue()
