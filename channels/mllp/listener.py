@@ -292,6 +292,10 @@ class MLLPListener(Source):
             await asyncio.Future()  # serve until cancelled
         finally:
             server.close()
+            # Let messages being processed finish and get their ACK before closing.
+            deadline = time.monotonic() + 5.0
+            while any(c.busy for c in self.connections) and time.monotonic() < deadline:
+                await asyncio.sleep(0.01)
             for conn in list(self.connections):
                 if conn.transport is not None:
                     conn.transport.abort()

@@ -61,7 +61,8 @@ def test_validate_reports_port_clash(tmp_path: Path) -> None:
     )
     out = radbridge("validate", cwd=tmp_path)
     assert out.returncode == 1
-    assert "channels.yaml:4:" in out.stderr and "port 2575 is already used by channel a" in out.stderr
+    assert "channels.yaml:4:" in out.stderr
+    assert "port 2575 is already used by channel a" in out.stderr
 
 
 def test_shipped_channels_yaml_validates() -> None:

@@ -1,0 +1,113 @@
+"""The channel pipeline in-process: every outcome is an answer and a stored record."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from engine.errors import StoreError
+from engine.metrics import Metrics
+from engine.router import ChannelPipeline, PipelineSettings, Route, decode, type_matches
+from engine.store.sqlite import SQLiteStore
+from tests.support.client import msa, orm, segment
+
+ADT = (b"MSH|^~\\&|ADT|H|RB|H|20261122||ADT^A08|ADT1|P|2.3.1\r"
+       b"EVN|A08|20261122\rPID|1||P1^^^H^MR||DOE^JANE||19800101|F\r")
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> SQLiteStore:
+    s = SQLiteStore(tmp_path / "r.db")
+    await s.open()
+    yield s
+    await s.aclose()
+
+
+def pipeline(store: SQLiteStore, **kw: object) -> tuple[ChannelPipeline, list[int]]:
+    notified: list[int] = []
+    routes = [
+        Route("ch/all", [], "destination", "", lambda: notified.append(1)),
+        Route("ch/orders", ["ORM^*"], "key", "PID-3.1", lambda: notified.append(2)),
+    ]
+    return ChannelPipeline("ch", PipelineSettings(**kw), routes, store, Metrics()), notified  # type: ignore[arg-type]
+
+
+async def test_order_is_acked_stored_and_routed_by_type(store: SQLiteStore) -> None:
+    p, notified = pipeline(store)
+    res = await p.dispatch(orm(1), "peer")
+    assert res.accepted and msa(res.ack)[1:3] == ["AA", "MSG000001"]
+    detail = await store.get_message(res.message_id or 0)
+    assert detail is not None and detail.summary.status == "processed"
+    assert [d.destination for d in detail.deliveries] == ["ch/all", "ch/orders"]
+    assert sorted(notified) == [1, 2]
+    rows = await store.fetch_pending("ch/orders", 10)
+    assert rows[0].order_key == "PAT10001"
+    res = await p.dispatch(ADT, "peer")
+    detail = await store.get_message(res.message_id or 0)
+    assert detail is not None and [d.destination for d in detail.deliveries] == ["ch/all"]
+
+
+async def test_message_type_not_accepted_is_answered_ar_and_recorded(store: SQLiteStore) -> None:
+    p, _ = pipeline(store, accept_message_types=["ORM^O01"])
+    res = await p.dispatch(ADT, "peer")
+    assert not res.accepted and msa(res.ack)[1] == "AR"
+    assert "ADT^A08 is not accepted" in res.reason
+    assert r"ADT\S\A08 is not accepted" in res.ack.decode()  # escaped in MSA-3
+    assert "200" in segment(res.ack, "ERR")
+    detail = await store.get_message(res.message_id or 0)
+    assert detail is not None and detail.summary.status == "rejected" and not detail.deliveries
+
+
+async def test_empty_control_id_is_rejected(store: SQLiteStore) -> None:
+    p, _ = pipeline(store)
+    res = await p.dispatch(orm(1).replace(b"MSG000001", b""), "peer")
+    assert msa(res.ack)[1] == "AR" and b"MSH-10" in res.ack
+
+
+async def test_structure_validation_warn_records_and_strict_rejects(store: SQLiteStore) -> None:
+    bad = orm(1).replace(b"PID|", b"PID|1|2|3|4|5|6|7|8|9|10|11|12|13|14|15|16|17|18|19|20|21|"
+                         b"22|23|24|25|26|27|28|29|30|31|32|33|34|35|36|37|38|39|40|", 1)
+    warn, _ = pipeline(store, validation="warn")
+    res = await warn.dispatch(bad, "peer")
+    assert res.accepted
+    detail = await store.get_message(res.message_id or 0)
+    assert detail is not None and detail.warnings and detail.warnings[0].startswith("structure:")
+    strict, _ = pipeline(store, validation="strict")
+    res = await strict.dispatch(bad, "peer")
+    assert not res.accepted and msa(res.ack)[1] == "AE"
+
+
+async def test_store_failure_is_answered_ae_never_aa(store: SQLiteStore) -> None:
+    p, notified = pipeline(store)
+
+    async def broken(*_a: object) -> int:
+        raise StoreError("disk full")
+
+    p.store.ingest = broken  # type: ignore[method-assign]
+    res = await p.dispatch(orm(1), "peer")
+    assert not res.accepted and msa(res.ack)[1] == "AE"
+    assert b"could not be stored" in res.ack
+    assert notified == []
+
+
+def test_decode_uses_msh18_then_fallback() -> None:
+    latin = "MSH|^~\\&|A|B|C|D|2026||ORM^O01|1|P|2.3.1||||||8859/1\rPID|1||X||MÜLLER\r"
+    text, codec = decode(latin.encode("latin-1"), "utf-8")
+    assert ("MÜLLER" in text and "8859" in codec.replace("_", "").replace("-", "")) or \
+        codec.startswith("iso8859")
+    text, codec = decode("MSH|^~\\&|A|B|C|D|2026||ORM^O01|1|P|2.3.1\rPID|1||X||É\r"
+                         .encode("latin-1"), "utf-8")
+    assert codec == "latin-1" and "É" in text
+    text, codec = decode("MSH|^~\\&|A|B|C|D|2026||ORM^O01|1|P|2.3.1\rPID|1||X||É\r"
+                         .encode(), "utf-8")
+    assert codec == "utf-8" and "É" in text
+
+
+@pytest.mark.parametrize(
+    ("mtype", "patterns", "expected"),
+    [("ORM^O01", [], True), ("ORM^O01", ["ORM^O01"], True), ("ADT^A08", ["ADT^*"], True),
+     ("ADT^A08", ["ORM^O01", "OMI^O23"], False)],
+)
+def test_type_matches(mtype: str, patterns: list[str], expected: bool) -> None:
+    assert type_matches(mtype, patterns) is expected
