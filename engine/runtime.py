@@ -131,6 +131,7 @@ class Engine:
                                                name=f"source:{s.channel}")
                                 for s in self.sources]
                 ready_task = tg.create_task(self._announce_ready())
+                prune_task = tg.create_task(self._prune_forever())
                 stop_task = tg.create_task(self._stop.wait())
                 await asyncio.wait(
                     [stop_task, *source_tasks] if source_tasks else [stop_task],
@@ -143,12 +144,27 @@ class Engine:
                 for t in worker_tasks:
                     t.cancel()
                 stop_task.cancel()
+                prune_task.cancel()
         finally:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 with contextlib.suppress(NotImplementedError, RuntimeError):
                     loop.remove_signal_handler(sig)
         if fatal:
             raise fatal[0]
+
+    async def _prune_forever(self) -> None:
+        rc = self.config.engine.retention
+        assert self.store is not None
+        while True:
+            await asyncio.sleep(rc.interval_s)
+            cutoff = time.time() - rc.max_age_days * 86400
+            try:
+                n = await self.store.prune(cutoff, rc.batch)
+            except Exception as exc:
+                log.error("prune_failed", error=str(exc))
+                continue
+            if n:
+                log.info("messages_pruned", count=n)
 
     def _on_signal(self, sig: signal.Signals) -> None:
         log.info("signal_received", signal=sig.name)

@@ -35,6 +35,17 @@ class LogConfig(Strict):
     """Let identifying values into log lines. Never in production."""
 
 
+class RetentionConfig(Strict):
+    """Pruning of old messages; space is reclaimed (incremental vacuum), not just marked free."""
+
+    max_age_days: float = Field(30.0, gt=0)
+    """Messages older than this are deleted once every delivery of theirs is final
+    (sent or dead). Pending deliveries are never pruned."""
+    interval_s: float = Field(3600.0, gt=0)
+    """How often the pruner runs."""
+    batch: int = Field(5000, ge=100)
+
+
 class EngineConfig(Strict):
     data_dir: str = "./data"
     """Data directory: the SQLite store lives here."""
@@ -45,6 +56,9 @@ class EngineConfig(Strict):
     http: HTTPConfig = HTTPConfig()
     log: LogConfig = LogConfig()
     shutdown_grace_s: float = Field(10.0, ge=0)
+    retention: RetentionConfig = RetentionConfig()
+
+
 
 
 class RetryConfig(Strict):

@@ -155,5 +155,9 @@ class Store(ABC):
         """Create new pending deliveries of these messages to ``destination``."""
 
     @abstractmethod
+    async def prune(self, older_than: float, batch: int = 5000) -> int:
+        """Delete old messages whose deliveries are final; reclaim the space."""
+
+    @abstractmethod
     async def queue_depths(self) -> dict[tuple[str, str], int]:
         """(destination, status) → count, for pending/dead."""

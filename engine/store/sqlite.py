@@ -44,6 +44,8 @@ SCHEMA_VERSION = "1"
 
 def _connect(path: str, synchronous: str) -> sqlite3.Connection:
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
+    # Must precede the first table (and WAL): lets pruning give space back to the disk.
+    conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute(f"PRAGMA synchronous={synchronous}")
     conn.execute("PRAGMA foreign_keys=ON")
@@ -129,6 +131,9 @@ class SQLiteStore(Store):
 
     def _run_batch(self, conn: sqlite3.Connection, batch: list[Any]) -> None:
         results: list[tuple[asyncio.Future[Any], bool, Any]] = []
+        later = [item for item in batch if getattr(item[0], "outside_transaction", False)]
+        if later:
+            batch = [item for item in batch if item not in later]
         try:
             conn.execute("BEGIN IMMEDIATE")
             for fn, fut in batch:
@@ -147,6 +152,11 @@ class SQLiteStore(Store):
                 conn.execute("ROLLBACK")
             err = StoreError(f"store commit failed: {exc}")
             results = [(fut, False, err) for _, fut in batch]
+        for fn, fut in later:  # maintenance that must not run inside a transaction
+            try:
+                results.append((fut, True, fn(conn)))
+            except sqlite3.Error as exc:
+                results.append((fut, False, StoreError(f"store maintenance failed: {exc}")))
         self.batches += 1
         self.items += len(batch)
         assert self._loop is not None
@@ -252,6 +262,33 @@ class SQLiteStore(Store):
             return count
 
         return await self._write(op)
+
+    async def prune(self, older_than: float, batch: int = 5000) -> int:
+        """Delete messages received before ``older_than`` whose deliveries are all final,
+        in batches, then return the freed pages to the file system."""
+        total = 0
+        while True:
+            def op(conn: sqlite3.Connection) -> int:
+                cur = conn.execute(
+                    "DELETE FROM messages WHERE id IN (SELECT m.id FROM messages m"
+                    " WHERE m.received_at < ? AND NOT EXISTS (SELECT 1 FROM deliveries d"
+                    " WHERE d.message_id = m.id AND d.status = 'pending') LIMIT ?)",
+                    (older_than, batch),
+                )
+                return cur.rowcount
+
+            n = await self._write(op)
+            total += n
+            if n < batch:
+                break
+        if total:
+            def vacuum(conn: sqlite3.Connection) -> None:
+                # executescript steps the row-less PRAGMA to the end (execute frees one page).
+                conn.executescript("PRAGMA incremental_vacuum;")
+
+            vacuum.outside_transaction = True  # type: ignore[attr-defined]
+            await self._write(vacuum)
+        return total
 
     # -- reads -----------------------------------------------------------------------
     async def fetch_pending(

@@ -117,3 +117,32 @@ async def test_write_after_close_is_a_store_error(tmp_path: Path) -> None:
     await s.aclose()
     with pytest.raises(StoreError):
         await s.ingest(record(1), [])
+
+
+async def test_prune_deletes_old_finished_messages_keeps_pending_and_reclaims_space(
+    tmp_path: Path,
+) -> None:
+    import os
+
+    s = SQLiteStore(tmp_path / "p.db")
+    await s.open()
+    old = time.time() - 100 * 86400
+    big = b"X" * 20000
+    for i in range(300):
+        await s.ingest(record(i, received_at=old, raw=big), [NewDelivery("q", b"P")])
+    pending_one = await s.ingest(record(999, received_at=old), [NewDelivery("q", b"P")])
+    fresh = await s.ingest(record(1000), [])
+    rows = await s.fetch_pending("q", 1000)
+    await s.update_deliveries([DeliveryUpdate(r.id, "sent", 1) for r in rows
+                               if r.message_id != pending_one])
+    await s.update_deliveries([])  # a checkpointable point
+    size_before = os.path.getsize(s.path) + os.path.getsize(s.path + "-wal")
+    n = await s.prune(time.time() - 30 * 86400, batch=100)
+    assert n == 300
+    assert await s.get_message(pending_one) is not None
+    assert await s.get_message(fresh) is not None
+    await s.aclose()
+    conn = sqlite3.connect(tmp_path / "p.db")
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.close()
+    assert os.path.getsize(tmp_path / "p.db") < size_before / 2
