@@ -122,8 +122,6 @@ async def test_write_after_close_is_a_store_error(tmp_path: Path) -> None:
 async def test_prune_deletes_old_finished_messages_keeps_pending_and_reclaims_space(
     tmp_path: Path,
 ) -> None:
-    import os
-
     s = SQLiteStore(tmp_path / "p.db")
     await s.open()
     old = time.time() - 100 * 86400
@@ -136,7 +134,7 @@ async def test_prune_deletes_old_finished_messages_keeps_pending_and_reclaims_sp
     await s.update_deliveries([DeliveryUpdate(r.id, "sent", 1) for r in rows
                                if r.message_id != pending_one])
     await s.update_deliveries([])  # a checkpointable point
-    size_before = os.path.getsize(s.path) + os.path.getsize(s.path + "-wal")
+    size_before = Path(s.path).stat().st_size + Path(s.path + "-wal").stat().st_size  # noqa: ASYNC240
     n = await s.prune(time.time() - 30 * 86400, batch=100)
     assert n == 300
     assert await s.get_message(pending_one) is not None
@@ -145,4 +143,4 @@ async def test_prune_deletes_old_finished_messages_keeps_pending_and_reclaims_sp
     conn = sqlite3.connect(tmp_path / "p.db")
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     conn.close()
-    assert os.path.getsize(tmp_path / "p.db") < size_before / 2
+    assert (tmp_path / "p.db").stat().st_size < size_before / 2  # noqa: ASYNC240
