@@ -143,4 +143,4 @@ async def test_prune_deletes_old_finished_messages_keeps_pending_and_reclaims_sp
     conn = sqlite3.connect(tmp_path / "p.db")
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     conn.close()
-    assert (tmp_path / "p.db").stat().st_size < size_before / 2  # noqa: ASYNC240
+    assert (tmp_path / "p.db").stat().st_size < size_before / 2
