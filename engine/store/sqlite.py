@@ -76,8 +76,9 @@ class SQLiteStore(Store):
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         try:
             wconn = _connect(self.path, self.synchronous)
-            schema = resources.files("engine.store").joinpath("schema.sql").read_text()
-            wconn.executescript(schema)
+            for schema in sorted(resources.files("engine.store").iterdir(), key=lambda p: p.name):
+                if schema.name.endswith(".sql"):
+                    wconn.executescript(schema.read_text())
             wconn.execute(
                 "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)",
                 (SCHEMA_VERSION,),
@@ -168,6 +169,25 @@ class SQLiteStore(Store):
         fut: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         self._queue.put((fn, fut))
         return await fut
+
+    async def write_tx(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``fn(conn)`` in the writer thread, inside a committed group transaction.
+
+        For domain modules that keep their own tables (worklist, MPPS, reconciliation):
+        ``fn`` runs in a savepoint; if it raises, its changes are rolled back alone."""
+        return await self._write(fn)
+
+    async def read_tx(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``fn(conn)`` on the reader connection (reader thread)."""
+
+        def run() -> T:
+            assert self._rconn is not None
+            try:
+                return fn(self._rconn)
+            except sqlite3.Error as exc:
+                raise StoreError(f"store read failed: {exc}") from exc
+
+        return await self._in_reader(run)
 
     async def _in_reader(self, fn: Callable[[], T]) -> T:
         if self._reader is None:
