@@ -45,6 +45,7 @@ class Source(ABC):
         self.name = name
         self.config = config
         self.metrics = metrics
+        self.store: Any = None  # set by the runtime before run(): sources that answer from it
         self.bound_port: int | None = None
 
     @abstractmethod

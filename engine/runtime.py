@@ -95,6 +95,7 @@ class Engine:
             self.pipelines[cname] = ChannelPipeline(cname, settings, routes, store, self.metrics)
             src_cls = srcs[ch.source.type]
             source = src_cls(cname, ch.source, self.metrics)
+            source.store = store
             self.sources.append(_SourceState(cname, source))
 
     async def run(self) -> None:
