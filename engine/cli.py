@@ -54,8 +54,21 @@ def cmd_run(args: argparse.Namespace) -> int:
         return rc
     lc = cfg.engine.log
     configure_logging(lc.level, lc.format, phi=lc.phi)
-    engine = Engine(cfg, revision=config_revision(args.config),
-                    base_dir=Path(args.config).resolve().parent)
+    config_path = Path(args.config).resolve()
+    base = config_path.parent
+
+    async def reloader() -> tuple[Any, list[Any], str]:
+        from engine.config import load_config
+
+        def load() -> tuple[Any, list[Any], str]:
+            new, problems = load_config(config_path)
+            return new, problems, config_revision(config_path)
+
+        return await asyncio.to_thread(load)
+
+    watch = [config_path, base / "mappings"] if cfg.engine.watch else []
+    engine = Engine(cfg, revision=config_revision(config_path), base_dir=base,
+                    reloader=reloader, watch_paths=watch)
     try:
         _run_async(engine.run())
     except KeyboardInterrupt:

@@ -15,14 +15,17 @@ from engine.logging import get_logger
 log = get_logger("radbridge.http")
 
 Handler = Callable[[], Awaitable[tuple[int, str, bytes]]]
-_REASONS = {200: "OK", 404: "Not Found", 405: "Method Not Allowed", 503: "Service Unavailable"}
+_REASONS = {200: "OK", 404: "Not Found", 405: "Method Not Allowed",
+            422: "Unprocessable Content", 503: "Service Unavailable"}
 
 
 class AdminServer:
-    def __init__(self, host: str, port: int, routes: dict[str, Handler]) -> None:
+    def __init__(self, host: str, port: int, routes: dict[str, Handler],
+                 post_routes: dict[str, Handler] | None = None) -> None:
         self.host = host
         self.port = port
         self.routes = routes
+        self.post_routes = post_routes or {}
         self.bound_port: int | None = None
         self._server: asyncio.Server | None = None
 
@@ -42,7 +45,9 @@ class AdminServer:
                 request = await reader.readuntil(b"\r\n\r\n")
             method, target, *_ = request.split(b"\r\n", 1)[0].decode("latin-1").split(" ")
             path = target.split("?", 1)[0]
-            if method not in ("GET", "HEAD"):
+            if method == "POST" and path in self.post_routes:
+                status, ctype, body = await self.post_routes[path]()
+            elif method not in ("GET", "HEAD"):
                 status, ctype, body = 405, "text/plain", b"method not allowed\n"
             elif path in self.routes:
                 status, ctype, body = await self.routes[path]()

@@ -1,24 +1,32 @@
 """The engine at run time: one root TaskGroup owning the store, queues, sources and HTTP.
 
-Start-up order: open the store, start one delivery worker per destination (they resume
-whatever was pending before a restart), then the sources; ``/health`` reports ready once
-every source has bound. A source that fails after start-up is restarted with capped
-backoff; one that cannot bind at start-up stops the engine with the reason. SIGTERM and
-SIGINT stop sources first (no new input), then workers, then the store.
+Start-up: open the store, apply the configuration (one delivery worker per destination,
+resuming whatever was pending before a restart; then the sources), and report ready on
+``/health`` once every source has bound. A source that fails after start-up is restarted
+with capped backoff; one that cannot bind at start-up stops the engine with the reason.
+
+Reload (SIGHUP, ``POST /reload``, or the file watcher): the new file is validated first
+and, if anything is wrong, the running configuration stays and the problems are logged.
+Otherwise only what changed is swapped: a channel whose source is unchanged keeps its
+listener and connections and gets its new pipeline atomically (messages in flight finish
+on the old one, so none is lost or ACKed twice); a changed source is drained and
+restarted; a changed destination gets a new worker on the same durable queue.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from engine import registry
-from engine.channel import Destination, Source
+from engine.channel import DispatchResult, Source
 from engine.delivery import DeliveryWorker
 from engine.errors import BindError, ChannelError
 from engine.http import AdminServer, json_response
@@ -30,6 +38,7 @@ from engine.store import Store, open_store
 log = get_logger("radbridge.runtime")
 
 _RESTART_MAX_S = 60.0
+ConfigLoader = Callable[[], Awaitable[tuple[Any, list[Any], str]]]
 
 
 def queue_name(channel: str, destination: str) -> str:
@@ -37,67 +46,145 @@ def queue_name(channel: str, destination: str) -> str:
 
 
 @dataclass
-class _SourceState:
-    channel: str
+class _Channel:
+    name: str
+    config: Any
+    pipeline: ChannelPipeline
     source: Source
     ready: asyncio.Event = field(default_factory=asyncio.Event)
     restarts: int = 0
+    task: asyncio.Task[None] | None = None
+
+    async def dispatch(self, raw: bytes, peer: str) -> DispatchResult:
+        return await self.pipeline.dispatch(raw, peer)  # the current pipeline, swapped on reload
+
+
+@dataclass
+class _Worker:
+    worker: DeliveryWorker
+    config_dump: dict[str, Any]
+    task: asyncio.Task[None] | None = None
 
 
 class Engine:
     """A configured engine; ``await engine.run()`` serves until ``stop()`` or a signal."""
 
-    def __init__(self, config: Any, *, revision: str = "", base_dir: Path | None = None) -> None:
+    def __init__(
+        self, config: Any, *, revision: str = "", base_dir: Path | None = None,
+        reloader: ConfigLoader | None = None, watch_paths: list[Path] | None = None,
+    ) -> None:
         self.config = config
         self.revision = revision
         self.base_dir = base_dir or Path.cwd()
+        self.reloader = reloader
+        self.watch_paths = watch_paths or []
         self.metrics = Metrics()
         self.store: Store | None = None
-        self.workers: dict[str, DeliveryWorker] = {}
-        self.sources: list[_SourceState] = []
-        self.pipelines: dict[str, ChannelPipeline] = {}
+        self.channels: dict[str, _Channel] = {}
+        self.workers: dict[str, _Worker] = {}
         self.http: AdminServer | None = None
         self._stop = asyncio.Event()
+        self._tg: asyncio.TaskGroup | None = None
+        self._fatal: list[BaseException] = []
+        self._reload_lock = asyncio.Lock()
         self.started_at = time.time()
+        self.reloads = 0
 
     def stop(self) -> None:
         self._stop.set()
 
     @property
     def ready(self) -> bool:
-        return all(s.ready.is_set() for s in self.sources)
+        return all(c.ready.is_set() for c in self.channels.values())
 
-    def _build(self, store: Store) -> None:
-        srcs = registry.sources()
-        dsts = registry.destinations()
-        for cname, ch in self.config.channels.items():
-            if not ch.enabled:
-                log.info("channel_disabled", channel=cname)
-                continue
+    # -- building and swapping ---------------------------------------------------------
+    def _pipeline(self, cname: str, ch: Any, routes: list[Route]) -> ChannelPipeline:
+        assert self.store is not None
+        settings = PipelineSettings(
+            accept_message_types=ch.accept_message_types,
+            charset_fallback=ch.charset_fallback,
+            validation=ch.validation,
+            filtered_ack=ch.filtered_ack,
+            revision=self.revision,
+        )
+        return ChannelPipeline(cname, settings, routes, self.store, self.metrics)
+
+    def _apply(self, config: Any) -> None:
+        """Make the running channels and workers match ``config`` (start-up and reload)."""
+        assert self.store is not None and self._tg is not None
+        srcs, dsts = registry.sources(), registry.destinations()
+        wanted = {n: ch for n, ch in config.channels.items() if ch.enabled}
+        for name in [n for n in self.channels if n not in wanted]:
+            self._stop_channel(name)
+        wanted_queues: set[str] = set()
+        for cname, ch in wanted.items():
             routes: list[Route] = []
             for dcfg in ch.destinations:
                 qname = queue_name(cname, dcfg.name)
-                dest: Destination = dsts[dcfg.type](qname, dcfg)
-                worker = DeliveryWorker(
-                    qname, dest, store, self.metrics, retry=dcfg.retry, ordering=dcfg.ordering
-                )
-                self.workers[qname] = worker
-                routes.append(
-                    Route(qname, dcfg.message_types, dcfg.ordering, dcfg.order_key, worker.notify)
-                )
-            settings = PipelineSettings(
-                accept_message_types=ch.accept_message_types,
-                charset_fallback=ch.charset_fallback,
-                validation=ch.validation,
-                filtered_ack=ch.filtered_ack,
-                revision=self.revision,
-            )
-            self.pipelines[cname] = ChannelPipeline(cname, settings, routes, store, self.metrics)
-            src_cls = srcs[ch.source.type]
-            source = src_cls(cname, ch.source, self.metrics)
-            source.store = store
-            self.sources.append(_SourceState(cname, source))
+                wanted_queues.add(qname)
+                dump = dcfg.model_dump()
+                current = self.workers.get(qname)
+                if current is None or current.config_dump != dump:
+                    if current is not None and current.task is not None:
+                        current.task.cancel()
+                    worker = DeliveryWorker(
+                        qname, dsts[dcfg.type](qname, dcfg), self.store, self.metrics,
+                        retry=dcfg.retry, ordering=dcfg.ordering,
+                    )
+                    entry = _Worker(worker, dump)
+                    entry.task = self._tg.create_task(worker.run(), name=f"worker:{qname}")
+                    self.workers[qname] = entry
+                    worker.notify()
+                w = self.workers[qname].worker
+                routes.append(Route(qname, dcfg.message_types, dcfg.ordering, dcfg.order_key,
+                                    w.notify))
+            pipeline = self._pipeline(cname, ch, routes)
+            running = self.channels.get(cname)
+            if running is not None and running.config.source == ch.source:
+                running.pipeline = pipeline  # atomic swap: the listener keeps its connections
+                running.config = ch
+                continue
+            if running is not None:
+                self._stop_channel(cname)
+            source = srcs[ch.source.type](cname, ch.source, self.metrics)
+            source.store = self.store
+            chan = _Channel(cname, ch, pipeline, source)
+            chan.task = self._tg.create_task(self._supervise(chan), name=f"source:{cname}")
+            self.channels[cname] = chan
+        for qname in [q for q in self.workers if q not in wanted_queues]:
+            entry = self.workers.pop(qname)
+            if entry.task is not None:
+                entry.task.cancel()
+        self.config = config
 
+    def _stop_channel(self, name: str) -> None:
+        chan = self.channels.pop(name)
+        if chan.task is not None:
+            chan.task.cancel()  # the listener drains in-flight messages in its finally
+        log.info("channel_stopped", channel=name)
+
+    async def reload(self, reason: str = "request") -> tuple[bool, list[str]]:
+        """Validate and apply a new configuration; keep the running one on any problem."""
+        if self.reloader is None:
+            return False, ["reload is not available (no configuration file)"]
+        async with self._reload_lock:
+            config, problems, revision = await self.reloader()
+            texts = [str(p) for p in problems]
+            if config is None:
+                log.error("config_reload_rejected", reason=reason, errors=len(texts),
+                          problems=texts)
+                return False, texts
+            if revision == self.revision:
+                log.info("config_unchanged", revision=revision)
+                return True, []
+            old = self.revision
+            self.revision = revision
+            self._apply(config)
+            self.reloads += 1
+            log.info("config_reloaded", reason=reason, revision=revision, since=old)
+            return True, texts
+
+    # -- lifecycle ---------------------------------------------------------------------
     async def run(self) -> None:
         ecfg = self.config.engine
         data_dir = (self.base_dir / ecfg.data_dir).resolve()
@@ -105,11 +192,11 @@ class Engine:
         await store.open()
         self.store = store
         log.info("engine_starting", data_dir=str(data_dir), revision=self.revision,
-                 pid=__import__("os").getpid())
+                 pid=os.getpid())
         try:
-            self._build(store)
             if ecfg.http.enabled:
-                self.http = AdminServer(ecfg.http.host, ecfg.http.port, self._routes())
+                self.http = AdminServer(ecfg.http.host, ecfg.http.port, self._routes(),
+                                        post_routes={"/reload": self._post_reload})
                 await self.http.start()
             await self._serve()
         finally:
@@ -120,38 +207,71 @@ class Engine:
 
     async def _serve(self) -> None:
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        signals = {signal.SIGTERM: self._on_signal, signal.SIGINT: self._on_signal,
+                   signal.SIGHUP: self._on_sighup}
+        for sig, handler in signals.items():
             with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.add_signal_handler(sig, self._on_signal, sig)
-        fatal: list[BaseException] = []
+                loop.add_signal_handler(sig, handler, sig)
         try:
             async with asyncio.TaskGroup() as tg:
-                worker_tasks = [tg.create_task(w.run(), name=f"worker:{n}")
-                                for n, w in self.workers.items()]
-                source_tasks = [tg.create_task(self._supervise(s, fatal),
-                                               name=f"source:{s.channel}")
-                                for s in self.sources]
-                ready_task = tg.create_task(self._announce_ready())
-                prune_task = tg.create_task(self._prune_forever())
-                stop_task = tg.create_task(self._stop.wait())
-                await asyncio.wait(
-                    [stop_task, *source_tasks] if source_tasks else [stop_task],
-                    return_when=asyncio.FIRST_COMPLETED,
-                )
-                ready_task.cancel()
-                for t in source_tasks:
+                self._tg = tg
+                self._apply(self.config)
+                helpers = [tg.create_task(self._announce_ready()),
+                           tg.create_task(self._prune_forever())]
+                if self.watch_paths and self.reloader is not None:
+                    helpers.append(tg.create_task(self._watch()))
+                await self._stop.wait()
+                for t in helpers:
                     t.cancel()
-                await asyncio.gather(*source_tasks, return_exceptions=True)
-                for t in worker_tasks:
+                tasks = [c.task for c in self.channels.values() if c.task is not None]
+                for t in tasks:
                     t.cancel()
-                stop_task.cancel()
-                prune_task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+                for w in self.workers.values():
+                    if w.task is not None:
+                        w.task.cancel()
         finally:
-            for sig in (signal.SIGTERM, signal.SIGINT):
+            self._tg = None
+            for sig in signals:
                 with contextlib.suppress(NotImplementedError, RuntimeError):
                     loop.remove_signal_handler(sig)
-        if fatal:
-            raise fatal[0]
+        if self._fatal:
+            raise self._fatal[0]
+
+    def _on_signal(self, sig: signal.Signals) -> None:
+        log.info("signal_received", signal=sig.name)
+        self.stop()
+
+    def _on_sighup(self, sig: signal.Signals) -> None:
+        log.info("signal_received", signal=sig.name)
+        if self._tg is not None:
+            self._tg.create_task(self.reload("SIGHUP"))
+
+    async def _watch(self) -> None:
+        """Poll the configuration and mapping files; reload when any of them changes."""
+
+        def snapshot() -> dict[str, float]:
+            out: dict[str, float] = {}
+            for p in self.watch_paths:
+                files = [p] if p.is_file() else (sorted(p.rglob("*")) if p.is_dir() else [])
+                for f in files:
+                    with contextlib.suppress(OSError):
+                        out[str(f)] = f.stat().st_mtime_ns
+            return out
+
+        seen = await asyncio.to_thread(snapshot)
+        while True:
+            await asyncio.sleep(1.0)
+            now = await asyncio.to_thread(snapshot)
+            if now != seen:
+                seen = now
+                await asyncio.sleep(0.2)  # let an editor finish writing
+                await self.reload("file changed")
+
+    async def _announce_ready(self) -> None:
+        await asyncio.gather(*(c.ready.wait() for c in self.channels.values()))
+        log.info("engine_ready", count=len(self.channels),
+                 listener=[f"{c.name}:{c.source.bound_port}" for c in self.channels.values()])
 
     async def _prune_forever(self) -> None:
         rc = self.config.engine.retention
@@ -167,38 +287,34 @@ class Engine:
             if n:
                 log.info("messages_pruned", count=n)
 
-    def _on_signal(self, sig: signal.Signals) -> None:
-        log.info("signal_received", signal=sig.name)
-        self.stop()
-
-    async def _announce_ready(self) -> None:
-        await asyncio.gather(*(s.ready.wait() for s in self.sources))
-        log.info("engine_ready", count=len(self.sources),
-                 listener=[f"{s.channel}:{s.source.bound_port}" for s in self.sources])
-
-    async def _supervise(self, state: _SourceState, fatal: list[BaseException]) -> None:
-        pipeline = self.pipelines[state.channel]
+    async def _supervise(self, chan: _Channel) -> None:
         delay = 1.0
         while True:
             try:
-                await state.source.run(pipeline.dispatch, state.ready.set)
+                await chan.source.run(chan.dispatch, chan.ready.set)
                 raise ChannelError("source returned")
             except asyncio.CancelledError:
                 raise
             except BindError as exc:
-                if not state.ready.is_set():
-                    log.error("channel_start_failed", channel=state.channel, error=str(exc))
-                    fatal.append(exc)
+                if not chan.ready.is_set() and chan.restarts == 0 and self.reloads == 0:
+                    log.error("channel_start_failed", channel=chan.name, error=str(exc))
+                    self._fatal.append(exc)
                     self.stop()
                     return
-                log.error("channel_failed", channel=state.channel, error=str(exc))
+                log.error("channel_failed", channel=chan.name, error=str(exc))
             except Exception as exc:
-                log.exception("channel_failed", channel=state.channel, error=str(exc))
-            state.restarts += 1
-            state.ready.clear()
-            log.info("channel_restarting", channel=state.channel, delay_s=delay)
+                log.exception("channel_failed", channel=chan.name, error=str(exc))
+            chan.restarts += 1
+            chan.ready.clear()
+            log.info("channel_restarting", channel=chan.name, delay_s=delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, _RESTART_MAX_S)
+
+    # -- admin HTTP --------------------------------------------------------------------
+    async def _post_reload(self) -> tuple[int, str, bytes]:
+        ok, problems = await self.reload("admin request")
+        return json_response(200 if ok else 422, {"reloaded": ok, "revision": self.revision,
+                                                 "problems": problems})
 
     def _routes(self) -> dict[str, Any]:
         async def health() -> tuple[int, str, bytes]:
@@ -207,9 +323,9 @@ class Engine:
                 "revision": self.revision,
                 "uptime_s": round(time.time() - self.started_at, 1),
                 "listeners": {
-                    s.channel: {"ready": s.ready.is_set(), "port": s.source.bound_port,
-                                "restarts": s.restarts}
-                    for s in self.sources
+                    c.name: {"ready": c.ready.is_set(), "port": c.source.bound_port,
+                             "restarts": c.restarts}
+                    for c in self.channels.values()
                 },
             }
             return json_response(200 if self.ready else 503, body)

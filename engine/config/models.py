@@ -56,6 +56,8 @@ class EngineConfig(Strict):
     http: HTTPConfig = HTTPConfig()
     log: LogConfig = LogConfig()
     shutdown_grace_s: float = Field(10.0, ge=0)
+    watch: bool = True
+    """Reload when channels.yaml or anything under mappings/ changes (also SIGHUP, POST /reload)."""
     retention: RetentionConfig = RetentionConfig()
 
 
