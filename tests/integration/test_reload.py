@@ -57,8 +57,8 @@ def test_reload_under_load_swaps_pipeline_without_losing_or_duplicating(
         eng.config.write_text(eng.config.read_text().replace(
             "type: mllp_sender\n" + tail, "type: mllp_sendr\n" + tail))
         assert wait_until(lambda: "config_reload_rejected" in eng.logs(), timeout=15)
-        rejected = [json.loads(ln) for ln in eng.logs().splitlines()
-                    if '"config_reload_rejected"' in ln][0]
+        rejected = next(json.loads(ln) for ln in eng.logs().splitlines()
+                    if '"config_reload_rejected"' in ln)
         assert any("channels.yaml:" in p and "mllp_sendr" in p for p in rejected["problems"])
         n_after_invalid = len(acked)
         assert wait_until(lambda: len(acked) > n_after_invalid + 50)
