@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import queue
@@ -149,10 +150,8 @@ class BareServer:
                 except sqlite3.Error as exc:
                     self.failed += len(batch)
                     print(f"bare: batch commit failed: {exc}", file=sys.stderr)
-                    try:
+                    with contextlib.suppress(sqlite3.Error):
                         conn.execute("ROLLBACK")
-                    except sqlite3.Error:
-                        pass
                     loop.call_soon_threadsafe(_abort_all, batch)
                 else:
                     self.batches += 1

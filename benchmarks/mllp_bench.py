@@ -23,7 +23,7 @@ Closed-loop configurations use K = 1, 4, 16 connections, each sending one 1.3 KB
 v2.5 and waiting for its ACK before the next (never pipelined); every ACK must be
 ``MSA|AA|<MSH-10>``.  Each run: 1 s warm-up, then ``--seconds`` measured; ``--runs`` runs
 per configuration on one fresh server (fresh data directory) per configuration and K.
-Reported: median msg/s (min–max over runs), and ACK latency p50/p99 pooled over the
+Reported: median msg/s (min-max over runs), and ACK latency p50/p99 pooled over the
 measured window of a run, median over runs.  Server on CPU 0, load generator and sink on
 CPU 1 (``--server-cpu``/``--client-cpu``).  Every process started is stopped on exit.
 """
@@ -46,6 +46,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from collections.abc import Callable, Sequence
@@ -124,6 +125,66 @@ def proc_cpu_seconds(pid: int) -> float:
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     except (OSError, IndexError, ValueError):
         return float("nan")
+
+
+def thread_affinity(pid: int) -> str:
+    """The CPUs every thread of ``pid`` may run on, e.g. ``"0"`` (or ``"0 | 0-1"``)."""
+    lists = set()
+    with contextlib.suppress(OSError):
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            for ln in (task / "status").read_text().splitlines():
+                if ln.startswith("Cpus_allowed_list:"):
+                    lists.add(ln.split(":", 1)[1].strip())
+    return " | ".join(sorted(lists)) or "?"
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds all CPUs spent not idle (from /proc/stat), to see foreign load."""
+    try:
+        with open("/proc/stat") as f:
+            v = [int(x) for x in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return float("nan")
+    idle = v[3] + (v[4] if len(v) > 4 else 0)  # idle + iowait
+    return (sum(v[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def wait_quiet(threshold: float, max_wait: float) -> float:
+    """Wait (at most ``max_wait`` s) until the machine's busy CPU over 0.5 s is below
+    ``threshold`` percent of one CPU (other jobs share this machine); return the last reading."""
+    deadline = time.monotonic() + max_wait
+    warned = False
+    while True:
+        a, t = machine_busy_seconds(), time.monotonic()
+        time.sleep(0.5)
+        busy = 100.0 * (machine_busy_seconds() - a) / (time.monotonic() - t)
+        if busy < threshold or time.monotonic() >= deadline:
+            if warned:
+                log(f"  machine busy {busy:.0f}% of one CPU; going on")
+            return busy
+        if not warned:
+            log(f"  machine busy {busy:.0f}% of one CPU before the run; waiting (at most "
+                f"{max_wait:g} s) for it to fall below {threshold:g}%")
+            warned = True
+
+
+def fsync_probe(directory: Path, n: int = 200) -> tuple[float, float]:
+    """p50/p99 µs of write(4 KiB) + fsync in ``directory``: the disk's state right now."""
+    path = directory / "fsync-probe"
+    times = []
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        block = b"x" * 4096
+        for i in range(n):
+            t = time.perf_counter()
+            os.pwrite(fd, block, (i % 16) * 4096)
+            os.fsync(fd)
+            times.append(time.perf_counter() - t)
+    finally:
+        os.close(fd)
+        path.unlink()
+    times.sort()
+    return percentile(times, 50) * 1e6, percentile(times, 99) * 1e6
 
 
 def self_cpu_seconds() -> float:
@@ -275,13 +336,14 @@ class EngineProcess(Server):
         env = {k: v for k, v in os.environ.items() if not k.startswith("RADBRIDGE_")}
         env["PYTHONPATH"] = str(ROOT)
         cmd = [sys.executable, "-m", "engine", "-c", str(self.config), "run"]
+        taskset = shutil.which("taskset")
+        if self.cpu is not None and taskset:
+            cmd = [taskset, "-c", str(self.cpu), *cmd]
         out = self.log_path.open("ab")
-        cpu = self.cpu
-        self.proc = subprocess.Popen(
-            cmd, cwd=str(self.workdir), env=env, stdout=out, stderr=out,
-            stdin=subprocess.DEVNULL,
-            preexec_fn=(lambda: pin(cpu)) if cpu is not None else None,
-        )
+        self.proc = subprocess.Popen(cmd, cwd=str(self.workdir), env=env, stdout=out,
+                                     stderr=out, stdin=subprocess.DEVNULL)
+        if self.cpu is not None and not taskset:  # before the engine starts its threads
+            os.sched_setaffinity(self.proc.pid, {self.cpu})
         out.close()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -310,8 +372,7 @@ class EngineProcess(Server):
 # --------------------------------------------------------------------------- the sink
 class _SinkState:
     def __init__(self) -> None:
-        self.first: dict[str, float] = {}
-        self.per_run: dict[str, int] = {}
+        self.first: dict[str, dict[str, float]] = {}  # run key -> control id -> first seen
         self.frames = 0
 
 
@@ -345,10 +406,11 @@ class _SinkConn(asyncio.Protocol):
             cid = parts[9] if len(parts) > 9 else b""
             st.frames += 1
             key = cid.decode("latin-1")
-            if key not in st.first:
-                st.first[key] = now
-                run_key = key[:4]
-                st.per_run[run_key] = st.per_run.get(run_key, 0) + 1
+            seen = st.first.get(key[:4])
+            if seen is None:
+                seen = st.first[key[:4]] = {}
+            if key not in seen:
+                seen[key] = now
             self.transport.write(
                 b"\x0bMSH|^~\\&|SINK|BENCH|RADBRIDGE|BENCH|20260101000000||ACK^O01^ACK|A"
                 + cid + b"|P|2.5\rMSA|AA|" + cid + b"\r\x1c\r")
@@ -365,30 +427,36 @@ async def _sink(ctrl: Any) -> None:
     loop = asyncio.get_running_loop()
     state = _SinkState()
     server = await loop.create_server(lambda: _SinkConn(state), "127.0.0.1", 0, backlog=16)
-    ctrl.send(server.sockets[0].getsockname()[1])
     done = asyncio.Event()
 
-    def on_command() -> None:
-        try:
-            cmd, arg = ctrl.recv()
-        except (EOFError, OSError):
-            done.set()
-            return
+    async def answer(cmd: str, arg: str) -> Any:  # on the loop thread: a consistent snapshot
         if cmd == "count":
-            ctrl.send(state.per_run.get(arg, 0))
-        elif cmd == "dump":
-            ctrl.send({k: t for k, t in state.first.items() if k.startswith(arg)})
-        elif cmd == "frames":
-            ctrl.send(state.frames)
-        elif cmd == "stop":
-            ctrl.send("ok")
-            done.set()
+            return len(state.first.get(arg, ()))
+        if cmd == "dump":
+            return dict(state.first.get(arg, {}))
+        if cmd == "frames":
+            return state.frames
+        done.set()
+        return "ok"
 
-    loop.add_reader(ctrl.fileno(), on_command)
+    def control() -> None:
+        """Blocking reads and writes of the pipe stay off the loop (it is not non-blocking)."""
+        while not done.is_set():
+            try:
+                cmd, arg = ctrl.recv()
+            except (EOFError, OSError):  # the parent went away
+                cmd, arg = "stop", ""
+            result = asyncio.run_coroutine_threadsafe(answer(cmd, arg), loop).result()
+            with contextlib.suppress(OSError):
+                ctrl.send(result)
+            if cmd == "stop":
+                return
+
+    ctrl.send(server.sockets[0].getsockname()[1])
+    threading.Thread(target=control, name="sink-control", daemon=True).start()
     try:
         await done.wait()
     finally:
-        loop.remove_reader(ctrl.fileno())
         server.close()
 
 
@@ -543,6 +611,7 @@ class RunResult:
     server_cpu: float = float("nan")
     client_cpu: float = float("nan")
     sink_cpu: float = float("nan")
+    other_cpu: float = float("nan")  # busy CPU time of everything else on the machine
     delivered_rate: float | None = None
     lag_ms: float | None = None
     missing: int | None = None
@@ -571,6 +640,7 @@ async def load_run(port: int, conns: int, run: int, warmup: float, seconds: floa
     cpu: dict[str, float] = {}
 
     def snap(tag: str) -> None:
+        cpu[f"machine_{tag}"] = machine_busy_seconds()
         cpu[f"client_{tag}"] = self_cpu_seconds()
         cpu[f"time_{tag}"] = time.monotonic()
         if server_pid:
@@ -581,7 +651,7 @@ async def load_run(port: int, conns: int, run: int, warmup: float, seconds: floa
     loop.call_later(max(0.0, st.t_start - time.monotonic()), snap, "a")
     loop.call_later(max(0.0, st.t_end - time.monotonic()), snap, "b")
     pending = [c.done for c in clients]
-    _, not_done = await asyncio.wait(pending, timeout=warmup + seconds + 30)
+    await asyncio.wait(pending, timeout=warmup + seconds + 30)
     for c in clients:
         if not c.done.done():
             st.error(f"conn {c.idx}: no ACK for {c.cid!r} 30 s after the window")
@@ -601,6 +671,8 @@ async def load_run(port: int, conns: int, run: int, warmup: float, seconds: floa
         max_us=(lat[-1] * 1e6 if lat else float("nan")),
         errors=st.errors, sent=st.sent, acked=st.acked,
         server_cpu=share("server"), client_cpu=share("client"), sink_cpu=share("sink"),
+        other_cpu=share("machine") - share("server") - share("client")
+        - (share("sink") if sink_pid else 0.0),
         skipped_slots=st.skipped_slots, error_samples=st.error_samples,
     )
     return res, st
@@ -639,68 +711,107 @@ class Row:
         }
 
 
+@dataclass
+class Config:
+    """One server configuration measured in an interleaved group."""
+
+    section: str  # bare | ingest | e2e | paced
+    label: str
+    make: Callable[[Path], Server]
+    e2e: bool = False
+
+
 class Bench:
     def __init__(self, args: argparse.Namespace, tmp: Path) -> None:
         self.args = args
         self.tmp = tmp
         self.run_no = 0
+        self.dirs = 0
         self.rows: list[Row] = []
         self.sink: Sink | None = None
+        self.fsync: dict[str, tuple[float, float]] = {}
         self.runner = asyncio.Runner(loop_factory=uvloop.new_event_loop)
 
     def workdir(self, name: str) -> Path:
-        d = self.tmp / f"{len(self.rows):02d}-{name}"
+        self.dirs += 1
+        d = self.tmp / f"{self.dirs:02d}-{name.replace(' ', '_').replace('→', 'to')}"
         d.mkdir()
         return d
 
-    def next_run(self) -> int:
-        self.run_no += 1
-        return self.run_no
-
-    def closed_loop(self, section: str, make: Callable[[Path], Server], label: str, k: int,
-                    *, e2e: bool = False, note: str = "") -> Row:
+    def group(self, k: int, configs: list[Config], *, paced: bool = False) -> list[Row]:
+        """Start every configuration's server (fresh data directory each), then do the runs
+        round-robin (run 1 of each, run 2 of each, ...) so that all configurations see the
+        same machine conditions (the disk's fsync latency drifts over minutes)."""
         a = self.args
-        server = make(self.workdir(f"{label}-k{k}"))
-        results: list[RunResult] = []
+        servers: list[Server] = []
+        results: list[list[RunResult]] = [[] for _ in configs]
+        p50, p99 = fsync_probe(self.tmp)
+        self.fsync[f"{'paced' if paced else 'K'}={k}"] = (p50, p99)
+        log(f"fsync probe (4 KiB write + fsync in {self.tmp}): p50 {p50:,.0f} µs, "
+            f"p99 {p99:,.0f} µs")
         try:
-            server.start()  # type: ignore[attr-defined]
+            for cfg in configs:
+                srv = cfg.make(self.workdir(f"{cfg.label}-k{k}"))
+                servers.append(srv)
+                srv.start()  # type: ignore[attr-defined]
+                log(f"started {cfg.label} (K={k}) pid {srv.pid()} port {srv.port}, "
+                    f"threads on CPU {thread_affinity(srv.pid())}")
             for r in range(a.runs):
-                run = self.next_run()
-                res, st = self.runner.run(load_run(
-                    server.port, k, run, a.warmup, a.seconds, server_pid=server.pid(),
-                    sink_pid=self.sink.proc.pid if (e2e and self.sink) else None))
-                key = control_id(run, 0, 0)[:4]
-                res.rows = server.rows(key)
-                # Every frame sent got its ACK (errors 0): exactly one row per message.
-                res.rows_ok = (res.rows == res.acked == res.sent if res.errors == 0
-                               else res.rows >= res.acked)
-                if e2e:
-                    self._verify_sink(res, st, key)
-                results.append(res)
-                extra = (f", delivered {res.delivered_rate:,.0f}/s, lag {res.lag_ms:,.0f} ms,"
-                         f" missing {res.missing}" if e2e and res.delivered_rate is not None
-                         else "")
-                log(f"{label} K={k} run {r + 1}/{a.runs}: {res.rate:,.0f} msg/s, "
-                    f"p50 {res.p50_us:,.0f} µs, p99 {res.p99_us:,.0f} µs, errors {res.errors}, "
-                    f"rows {res.rows}/{res.acked} acked, server CPU {res.server_cpu:.0f}%, "
-                    f"client CPU {res.client_cpu:.0f}%{extra}")
-                for sample in res.error_samples:
-                    log(f"  error: {sample}")
-                if not res.rows_ok:
-                    log(f"  ROW COUNT MISMATCH: {res.rows} rows for {res.acked} ACKs "
-                        f"({res.sent} sent)")
+                for cfg, srv, out in zip(configs, servers, results, strict=True):
+                    if not srv.alive():
+                        raise RuntimeError(f"{cfg.label} exited")
+                    out.append(self._one(cfg, srv, k, paced=paced))
+                    self._log(cfg, k, r, out[-1], paced)
         finally:
-            server.stop()
-        row = Row(section, label, k, results, note)
-        self.rows.append(row)
-        return row
+            for srv in servers:
+                srv.stop()
+        rows = [Row("paced" if paced else cfg.section, cfg.label, k, res)
+                for cfg, res in zip(configs, results, strict=True)]
+        self.rows.extend(rows)
+        return rows
+
+    def _one(self, cfg: Config, server: Server, k: int, *, paced: bool) -> RunResult:
+        a = self.args
+        if a.quiet_wait > 0:
+            wait_quiet(a.quiet_threshold, a.quiet_wait)
+        self.run_no += 1
+        run = self.run_no
+        sink_pid = self.sink.proc.pid if (cfg.e2e and self.sink) else None
+        res, st = self.runner.run(load_run(
+            server.port, k, run, a.warmup, a.paced_seconds if paced else a.seconds,
+            rate=a.paced_rate if paced else None, server_pid=server.pid(), sink_pid=sink_pid))
+        key = control_id(run, 0, 0)[:4]
+        res.rows = server.rows(key)
+        # No errors: every frame sent got its AA, so exactly one stored row per message.
+        res.rows_ok = (res.rows == res.acked == res.sent if res.errors == 0
+                       else res.rows >= res.acked)
+        if cfg.e2e:
+            self._verify_sink(res, st, key)
+        return res
+
+    def _log(self, cfg: Config, k: int, r: int, res: RunResult, paced: bool) -> None:
+        extra = ""
+        if cfg.e2e and res.delivered_rate is not None:
+            extra = (f", delivered {res.delivered_rate:,.0f}/s, lag {fmt(res.lag_ms)} ms, "
+                     f"missing {res.missing}, sink CPU {res.sink_cpu:.0f}%")
+        if paced:
+            extra += f", max {res.max_us:,.0f} µs, skipped slots {res.skipped_slots}"
+        log(f"{'paced ' if paced else ''}{cfg.label} K={k} run {r + 1}/{self.args.runs}: "
+            f"{res.rate:,.0f} msg/s, p50 {res.p50_us:,.0f} µs, p99 {res.p99_us:,.0f} µs, "
+            f"errors {res.errors}, rows {res.rows}/{res.acked} acked, server CPU "
+            f"{res.server_cpu:.0f}%, loadgen CPU {res.client_cpu:.0f}%, other CPU "
+            f"{res.other_cpu:.0f}%{extra}")
+        for sample in res.error_samples:
+            log(f"  error: {sample}")
+        if not res.rows_ok:
+            log(f"  ROW COUNT MISMATCH: {res.rows} rows for {res.acked} ACKs ({res.sent} sent)")
 
     def _verify_sink(self, res: RunResult, st: RunStats, key: str) -> None:
         assert self.sink is not None
         want = st.acked
         deadline = time.monotonic() + self.args.drain_timeout
         while time.monotonic() < deadline and self.sink.ask("count", key) < want:
-            time.sleep(0.05)
+            time.sleep(0.02)
         got = self.sink.ask("dump", key)
         missing = [c for c in st.acked_ids if c.decode() not in got]
         res.missing = len(missing)
@@ -713,44 +824,18 @@ class Bench:
             res.error_samples.append(f"sink is missing {len(missing)} ACKed control ids "
                                      f"after {self.args.drain_timeout}s, e.g. {missing[:3]}")
 
-    def paced(self, make: Callable[[Path], Server], label: str, note: str = "") -> Row:
-        a = self.args
-        server = make(self.workdir(f"paced-{label}"))
-        results: list[RunResult] = []
-        try:
-            server.start()  # type: ignore[attr-defined]
-            for r in range(a.runs):
-                run = self.next_run()
-                res, _st = self.runner.run(load_run(
-                    server.port, a.paced_conns, run, a.warmup, a.paced_seconds,
-                    rate=a.paced_rate, server_pid=server.pid()))
-                key = control_id(run, 0, 0)[:4]
-                res.rows = server.rows(key)
-                res.rows_ok = (res.rows == res.acked == res.sent if res.errors == 0
-                               else res.rows >= res.acked)
-                results.append(res)
-                log(f"paced {label} run {r + 1}/{a.runs}: {res.rate:,.0f} msg/s, "
-                    f"p50 {res.p50_us:,.0f} µs, p99 {res.p99_us:,.0f} µs, "
-                    f"max {res.max_us:,.0f} µs, skipped slots {res.skipped_slots}, "
-                    f"errors {res.errors}, server CPU {res.server_cpu:.0f}%")
-        finally:
-            server.stop()
-        row = Row("paced", label, a.paced_conns, results, note)
-        self.rows.append(row)
-        return row
-
 
 # --------------------------------------------------------------------------- report
 def fmt_rate(row: Row) -> str:
     rates = [r.rate for r in row.runs]
     if len(rates) == 1:
         return f"{rates[0]:,.0f}"
-    return f"{row.rate:,.0f} ({min(rates):,.0f}–{max(rates):,.0f})"
+    return f"{row.rate:,.0f} ({min(rates):,.0f}-{max(rates):,.0f})"
 
 
 def fmt(v: float | None, spec: str = ",.0f") -> str:
     if v is None or (isinstance(v, float) and math.isnan(v)):
-        return "–"
+        return "-"
     return format(v, spec)
 
 
@@ -765,19 +850,20 @@ def render(meta: dict[str, Any], rows: list[Row], ks: Sequence[int],
 
     def ratio(row: Row) -> str:
         b = bare_by_k.get(row.k)
-        return f"{row.rate / b.rate:.2f}×" if b and b.rate else "–"
+        return f"{row.rate / b.rate:.2f}x" if b and b.rate else "-"
 
     sync = meta["synchronous"]
-    head = ("| config | K | msg/s median (min–max) | p50 µs | p99 µs | errors | "
-            "engine/bare | server CPU % | loadgen CPU % | sync |")
-    sep = "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"
+    head = ("| config | K | msg/s median (min-max) | p50 µs | p99 µs | errors | "
+            "engine/bare | server CPU % | loadgen CPU % | other CPU % | sync |")
+    sep = "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
 
     def line(row: Row, is_bare: bool = False) -> str:
         name = row.config + (" ← bare" if is_bare else "")
         return (f"| {name} | {row.k} | {fmt_rate(row)} | {fmt(row.med('p50_us'))} | "
                 f"{fmt(row.med('p99_us'))} | {row.errors} | "
-                f"{'1.00×' if is_bare else ratio(row) if row.section != 'bare' else '–'} | "
-                f"{fmt(row.med('server_cpu'))} | {fmt(row.med('client_cpu'))} | {sync} |")
+                f"{'1.00x' if is_bare else ratio(row) if row.section != 'bare' else '-'} | "
+                f"{fmt(row.med('server_cpu'))} | {fmt(row.med('client_cpu'))} | "
+                f"{fmt(row.med('other_cpu'))} | {sync} |")
 
     out.append("### Ingest → durable commit → ACK (closed loop, K connections)\n")
     out.append(head)
@@ -791,31 +877,32 @@ def render(meta: dict[str, Any], rows: list[Row], ks: Sequence[int],
     e2e = [r for r in rows if r.section == "e2e"]
     if e2e:
         out.append("### End to end: listener → commit → ACK, and delivery to a sink\n")
-        out.append("| config | K | ingest msg/s median (min–max) | p50 µs | p99 µs | errors | "
+        out.append("| config | K | ingest msg/s median (min-max) | p50 µs | p99 µs | errors | "
                    "engine/bare | delivered msg/s (window) | final lag ms | missing at sink | "
-                   "server CPU % | loadgen CPU % | sink CPU % | sync |")
-        out.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+                   "server CPU % | loadgen CPU % | sink CPU % | other CPU % | sync |")
+        out.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
         for row in e2e:
             out.append(
                 f"| {row.config} | {row.k} | {fmt_rate(row)} | {fmt(row.med('p50_us'))} | "
                 f"{fmt(row.med('p99_us'))} | {row.errors} | {ratio(row)} | "
                 f"{fmt(row.med('delivered_rate'))} | {fmt(row.med('lag_ms'))} | "
                 f"{sum(r.missing or 0 for r in row.runs)} | {fmt(row.med('server_cpu'))} | "
-                f"{fmt(row.med('client_cpu'))} | {fmt(row.med('sink_cpu'))} | {sync} |")
+                f"{fmt(row.med('client_cpu'))} | {fmt(row.med('sink_cpu'))} | "
+                f"{fmt(row.med('other_cpu'))} | {sync} |")
         out.append("")
     paced = [r for r in rows if r.section == "paced"]
     if paced:
         out.append(f"### Offered load: {args.paced_rate:,.0f} msg/s paced over "
                    f"{args.paced_conns} connections, {args.paced_seconds:g} s\n")
-        out.append("| config | K | achieved msg/s median (min–max) | p50 µs | p99 µs | max µs | "
-                   "errors | skipped slots | server CPU % | sync |")
-        out.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+        out.append("| config | K | achieved msg/s median (min-max) | p50 µs | p99 µs | max µs | "
+                   "errors | skipped slots | server CPU % | other CPU % | sync |")
+        out.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
         for row in paced:
             out.append(
                 f"| {row.config} | {row.k} | {fmt_rate(row)} | {fmt(row.med('p50_us'))} | "
                 f"{fmt(row.med('p99_us'))} | {fmt(row.med('max_us'))} | {row.errors} | "
                 f"{sum(r.skipped_slots for r in row.runs)} | {fmt(row.med('server_cpu'))} | "
-                f"{sync} |")
+                f"{fmt(row.med('other_cpu'))} | {sync} |")
         out.append("")
 
     verdicts: list[tuple[str, bool, str]] = []
@@ -826,8 +913,8 @@ def render(meta: dict[str, Any], rows: list[Row], ks: Sequence[int],
             continue
         rat = row.rate / b.rate if b.rate else 0.0
         ok = rat >= 0.7 and row.errors == 0
-        verdicts.append((f"engine ingest ≥ 0.7× bare at K={k}", ok,
-                         f"{rat:.2f}× ({row.rate:,.0f} vs bare {b.config} {b.rate:,.0f} msg/s)"
+        verdicts.append((f"engine ingest ≥ 0.7x bare at K={k}", ok,
+                         f"{rat:.2f}x ({row.rate:,.0f} vs {b.config} {b.rate:,.0f} msg/s)"
                          + (f", {row.errors} errors" if row.errors else "")))
     if 16 in ingest:
         row = ingest[16]
@@ -846,15 +933,29 @@ def render(meta: dict[str, Any], rows: list[Row], ks: Sequence[int],
         if row is None or b is None:
             continue
         rat = row.rate / b.rate if b.rate else 0.0
-        verdicts.append((f"(info) end-to-end ingest ≥ 0.7× bare at K={k}",
+        verdicts.append((f"(informational) end-to-end ingest ≥ 0.7x bare at K={k}",
                          rat >= 0.7 and row.errors == 0,
-                         f"{rat:.2f}× ({row.rate:,.0f} msg/s, delivered "
+                         f"{rat:.2f}x ({row.rate:,.0f} msg/s, delivered "
                          f"{fmt(row.med('delivered_rate'))} msg/s, lag "
                          f"{fmt(row.med('lag_ms'))} ms)"))
     out.append("### Targets\n")
     for name, ok, detail in verdicts:
         out.append(f"- **{'PASS' if ok else 'FAIL'}** {name}: {detail}")
     return "\n".join(out), verdicts
+
+
+def git_revision() -> str:
+    """HEAD of the checkout, and whether engine/ or channels/ differ from it."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "-C", str(ROOT), *args], capture_output=True, text=True,
+                              timeout=10, check=False).stdout.strip()
+
+    try:
+        head = git("rev-parse", "--short", "HEAD")
+        dirty = git("status", "--porcelain", "--", "engine", "channels")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return f"{head}{' + uncommitted changes in engine/ or channels/' if dirty else ''}"
 
 
 def machine() -> dict[str, Any]:
@@ -868,7 +969,7 @@ def machine() -> dict[str, Any]:
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "nproc": os.cpu_count(), "cpu": model, "python": platform.python_version(),
         "uvloop": uvloop.__version__, "sqlite": sqlite3.sqlite_version,
-        "platform": platform.platform(),
+        "platform": platform.platform(), "git": git_revision(),
     }
 
 
@@ -895,6 +996,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--server-cpu", type=int, default=0)
     ap.add_argument("--client-cpu", type=int, default=1, help="load generator and sink")
     ap.add_argument("--synchronous", default="FULL", choices=("FULL", "NORMAL", "EXTRA"))
+    ap.add_argument("--quiet-threshold", type=float, default=15.0,
+                    help="before each run, wait until the machine is below this busy %% of one "
+                         "CPU (15)")
+    ap.add_argument("--quiet-wait", type=float, default=60.0,
+                    help="longest wait for a quiet machine before each run, s (60; 0: never)")
     ap.add_argument("--keep", action="store_true", help="keep the temp directory")
     args = ap.parse_args(argv)
     if args.quick:
@@ -908,9 +1014,10 @@ def main(argv: list[str] | None = None) -> int:
     if ncpu < 2:
         args.server_cpu = args.client_cpu = None
     pin(args.client_cpu)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the finally: stop children
     tmp = Path(tempfile.mkdtemp(prefix="mllp-bench-", dir="/tmp"))
     meta = machine() | {
-        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "command": " ".join([os.path.relpath(sys.executable), *sys.argv]),
         "synchronous": args.synchronous, "runs": args.runs, "seconds": args.seconds,
         "warmup": args.warmup, "message_bytes": MESSAGE_BYTES, "k": ks,
         "server_cpu": args.server_cpu, "client_cpu": args.client_cpu, "tmp": str(tmp),
@@ -920,30 +1027,34 @@ def main(argv: list[str] | None = None) -> int:
     bench = Bench(args, tmp)
     sv, cpu = args.synchronous, args.server_cpu
     try:
-        if "bare" in sections:
-            for k in ks:
-                for mode in ("group", "inline"):
-                    bench.closed_loop("bare", lambda d, m=mode: BareProcess(d, m, cpu, sv),
-                                      f"bare {mode}", k)
-        if "ingest" in sections:
-            for k in ks:
-                bench.closed_loop("ingest", lambda d: EngineProcess(d, "info", cpu, sv),
-                                  "engine (info)", k)
-        if "warning" in sections:
-            k = max(ks)
-            bench.closed_loop("ingest", lambda d: EngineProcess(d, "warning", cpu, sv),
-                              "engine (warning)", k)
         if "e2e" in sections:
             bench.sink = Sink(args.client_cpu)
-            port = bench.sink.port
-            for k in ks:
-                bench.closed_loop(
-                    "e2e", lambda d: EngineProcess(d, "info", cpu, sv, sink_port=port),
-                    "engine (info) + mllp_sender → sink", k, e2e=True)
+        sink_port = bench.sink.port if bench.sink else 0
+        for k in ks:
+            configs: list[Config] = []
+            if "bare" in sections:
+                configs += [Config("bare", f"bare {m}",
+                                   lambda d, m=m: BareProcess(d, m, cpu, sv))  # type: ignore[misc]
+                            for m in ("group", "inline")]
+            if "ingest" in sections:
+                configs.append(Config("ingest", "engine (info)",
+                                      lambda d: EngineProcess(d, "info", cpu, sv)))
+            if "warning" in sections and k == max(ks):
+                configs.append(Config("ingest", "engine (warning)",
+                                      lambda d: EngineProcess(d, "warning", cpu, sv)))
+            if "e2e" in sections:
+                configs.append(Config(
+                    "e2e", "engine (info) + mllp_sender → sink",
+                    lambda d: EngineProcess(d, "info", cpu, sv, sink_port=sink_port), e2e=True))
+            if configs:
+                bench.group(k, configs)
         if "paced" in sections:
-            bench.paced(lambda d: EngineProcess(d, "info", cpu, sv), "engine (info)")
-            for mode in ("group", "inline"):
-                bench.paced(lambda d, m=mode: BareProcess(d, m, cpu, sv), f"bare {mode}")
+            configs = [Config("paced", "engine (info)",
+                              lambda d: EngineProcess(d, "info", cpu, sv))]
+            configs += [Config("paced", f"bare {m}",
+                               lambda d, m=m: BareProcess(d, m, cpu, sv))  # type: ignore[misc]
+                        for m in ("group", "inline")]
+            bench.group(args.paced_conns, configs, paced=True)
     finally:
         if bench.sink is not None:
             bench.sink.stop()
@@ -952,6 +1063,8 @@ def main(argv: list[str] | None = None) -> int:
             log(f"kept {tmp}")
         else:
             shutil.rmtree(tmp, ignore_errors=True)
+    meta["fsync_probe_us"] = {g: {"p50": round(a), "p99": round(b)}
+                              for g, (a, b) in bench.fsync.items()}
     text, verdicts = render(meta, bench.rows, ks, args)
     doc = json.dumps({"meta": meta, "rows": [r.as_dict() for r in bench.rows],
                       "targets": [{"target": n, "pass": ok, "detail": d}
@@ -965,8 +1078,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{meta['nproc']} CPUs ({meta['cpu']}), Python {meta['python']}, uvloop "
           f"{meta['uvloop']}, SQLite {meta['sqlite']}; message {MESSAGE_BYTES} bytes "
           f"ORM^O01 v2.5; server on CPU {args.server_cpu}, load generator and sink on CPU "
-          f"{args.client_cpu}; {args.runs} run(s) × ({args.warmup:g} s warm-up + "
-          f"{args.seconds:g} s); SQLite WAL synchronous={args.synchronous}.\n")
+          f"{args.client_cpu}; {args.runs} run(s) x ({args.warmup:g} s warm-up + "
+          f"{args.seconds:g} s); SQLite WAL synchronous={args.synchronous}; engine at "
+          f"{meta['git']}.\n")
+    probes = ", ".join(f"{g} {v['p50']:,}/{v['p99']:,}" for g, v in meta["fsync_probe_us"].items())
+    print(f"fsync probe before each group (4 KiB write + fsync, p50/p99 µs): {probes}.\n")
     print(text)
     return 0
 

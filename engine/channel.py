@@ -71,3 +71,19 @@ class Destination(ABC):
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook, not abstract
         """Release connections; the default has none."""
+
+
+class InternalDestination(Destination):
+    """A destination applied inside the ingest transaction (e.g. the worklist).
+
+    ``prepare`` runs on the event loop before the commit and returns an effect
+    ``effect(conn, message_id)`` that the store runs in the same transaction as the
+    message. An effect may raise ``MessageRejected``: the message is then kept as
+    rejected and answered AE with the reason. Nothing is queued, so ``send`` is unused.
+    """
+
+    @abstractmethod
+    def prepare(self, msg: Any, payload: Any) -> Callable[[Any, int], None]: ...
+
+    async def send(self, payload: bytes) -> str:  # pragma: no cover - never queued
+        raise NotImplementedError("internal destinations are applied at ingest")

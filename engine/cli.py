@@ -62,6 +62,14 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         def load() -> tuple[Any, list[Any], str]:
             new, problems = load_config(config_path)
+            if new is not None and (base / "mappings").is_dir():
+                from transforms.testing import run_tests
+
+                report = run_tests([base / "mappings"])
+                if not report.ok:
+                    failed = [r.format() for r in report.results if not r.passed]
+                    return None, [*problems, *report.problems, *failed,
+                                  "mapping tests failed: " + report.format().splitlines()[-1]], ""
             return new, problems, config_revision(config_path)
 
         return await asyncio.to_thread(load)
@@ -239,8 +247,61 @@ def cmd_messages(args: argparse.Namespace) -> int:
     return int(_run_async(_messages(args, cfg)))
 
 
+async def _what_if(args: argparse.Namespace, cfg: Any) -> int:
+    from engine.config import load_config
+    from engine.whatif import build_pipelines, what_if
+
+    new_path = Path(args.new_config)
+    new_cfg, problems = load_config(new_path)
+    for p in problems:
+        print(p, file=sys.stderr)
+    if new_cfg is None:
+        print(f"radbridge replay: {new_path} is invalid; nothing compared", file=sys.stderr)
+        return EXIT_FAIL
+    old = build_pipelines(cfg, Path(args.config).resolve().parent)
+    new = build_pipelines(new_cfg, new_path.resolve().parent)
+    store = _store_for(cfg, args.config)
+    await store.open()
+    try:
+        flt = _filter_from(args)
+        if args.ids:
+            flt.limit = 1
+            reports = [await what_if(store, old, new, _one(flt, i)) for i in args.ids]
+            report = reports[0]
+            for r in reports[1:]:
+                report.examined += r.examined
+                report.changed += r.changed
+                report.by_destination.update(r.by_destination)
+        else:
+            def progress(n: int, total: int) -> None:
+                if total > 200 and (n % 200 == 0 or n == total):
+                    print(f"\rwhat-if: {n}/{total}", end="" if n < total else "\n",
+                          file=sys.stderr)
+
+            report = await what_if(store, old, new, flt, progress)
+    finally:
+        await store.aclose()
+    print(report.format())
+    return EXIT_OK
+
+
+def _one(flt: Any, message_id: int) -> Any:
+    from dataclasses import replace
+
+    return replace(flt, id=message_id, limit=1)
+
+
 async def _replay(args: argparse.Namespace, cfg: Any) -> int:
     from engine.runtime import queue_name
+
+    if args.dry_run:
+        if not args.new_config:
+            print("radbridge replay --dry-run needs --config NEW.yaml", file=sys.stderr)
+            return EXIT_USAGE
+        return await _what_if(args, cfg)
+    if not args.target:
+        print("radbridge replay: --to channel/destination is required", file=sys.stderr)
+        return EXIT_USAGE
 
     queues = {queue_name(c, d.name) for c, ch in cfg.channels.items() for d in ch.destinations}
     if args.target not in queues:
@@ -275,6 +336,39 @@ def cmd_replay(args: argparse.Namespace) -> int:
     if cfg is None:
         return rc
     return int(_run_async(_replay(args, cfg)))
+
+
+def cmd_test(args: argparse.Namespace) -> int:
+    from transforms.testing import main as test_main
+
+    base = Path(args.config).resolve().parent
+    argv = list(args.paths) or [str(base / "mappings")]
+    if args.verbose:
+        argv.append("-v")
+    if args.keyword:
+        argv += ["-k", args.keyword]
+    return test_main(argv)
+
+
+async def _lookup_misses(args: argparse.Namespace, cfg: Any) -> int:
+    from engine.lookups import load_misses
+    from transforms.misses import format_misses
+
+    store = _store_for(cfg, args.config)
+    await store.open()
+    try:
+        misses = await store.read_tx(load_misses)
+    finally:
+        await store.aclose()
+    print(format_misses(misses) if misses else "no lookup misses recorded")
+    return EXIT_OK
+
+
+def cmd_lookup_misses(args: argparse.Namespace) -> int:
+    cfg, rc = _load(args.config)
+    if cfg is None:
+        return rc
+    return int(_run_async(_lookup_misses(args, cfg)))
 
 
 # -- argument parsing ----------------------------------------------------------------
@@ -322,9 +416,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("replay", help="re-queue stored messages to a destination")
     p.add_argument("ids", nargs="*", type=int)
-    p.add_argument("--to", dest="target", required=True, help="channel/destination")
+    p.add_argument("--to", dest="target", help="channel/destination")
+    p.add_argument("--dry-run", action="store_true",
+                   help="what-if: compare outputs under --config NEW.yaml; nothing is sent")
+    p.add_argument("--config", dest="new_config", help="with --dry-run: the new configuration")
     _add_filters(p)
     p.set_defaults(func=cmd_replay)
+
+    p = sub.add_parser("test", help="run the mapping tests (mappings/**/*.test.yaml)")
+    p.add_argument("paths", nargs="*")
+    p.add_argument("-v", "--verbose", action="store_true")
+    p.add_argument("-k", "--keyword", default="")
+    p.set_defaults(func=cmd_test)
+
+    p = sub.add_parser("lookups", help="lookup tables: misses seen by the engine")
+    lsub = p.add_subparsers(dest="action", required=True)
+    lsub.add_parser("misses").set_defaults(func=cmd_lookup_misses)
     return parser
 
 

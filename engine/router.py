@@ -1,9 +1,12 @@
-"""The per-channel pipeline: decode → parse → check → route → commit → ACK.
+"""The per-channel pipeline: decode → parse → check → map → route → commit → ACK.
 
 ``ChannelPipeline.dispatch`` is what a source awaits for every inbound message. It never
 raises for bad input: every outcome is an answer (AA/AE/AR or CA/CE/CR) and a stored
 record. The message, its status and every delivery it creates are committed in one
 transaction before the ACK is built and returned, so an ACKed message is never lost.
+
+``evaluate`` is the pure part (no store, no network): the what-if replay runs stored
+messages through it under two configurations and compares the outcomes.
 """
 
 from __future__ import annotations
@@ -64,6 +67,10 @@ class Route:
     ordering: str
     order_key: str
     notify: Callable[[], None]
+    name: str = ""
+    mapping: Any = None  # transforms.Mapping producing this destination's payload
+    charset: str | None = None  # HL7 table 0211 value for the outbound payload
+    effect: Any = None  # an internal destination applied in the ingest transaction
 
 
 @dataclass(slots=True)
@@ -73,6 +80,31 @@ class PipelineSettings:
     validation: str = "off"
     filtered_ack: str = "AA"
     revision: str = ""
+    mapping: Any = None  # channel-level transforms.Mapping: filter / reject / route
+
+
+@dataclass(frozen=True, slots=True)
+class Filtered:
+    """A destination's mapping dropped the message (what-if output marker)."""
+
+    reason: str
+
+
+@dataclass(slots=True)
+class Evaluation:
+    """What would happen to one message, before anything is stored or sent."""
+
+    code: str = "AA"  # original-mode ACK code
+    codec: str = ""
+    status: str = "processed"
+    reason: str = ""
+    error_code: str = ""
+    location: str = ""
+    msg: HL7Message | None = None
+    deliveries: list[NewDelivery] = field(default_factory=list)
+    effects: list[Any] = field(default_factory=list)
+    outputs: dict[str, Any] = field(default_factory=dict)  # destination → payload or record
+    warnings: list[str] = field(default_factory=list)
 
 
 class ChannelPipeline:
@@ -83,7 +115,7 @@ class ChannelPipeline:
         channel: str,
         settings: PipelineSettings,
         routes: list[Route],
-        store: Store,
+        store: Store | None,
         metrics: Metrics,
     ) -> None:
         self.channel = channel
@@ -92,66 +124,89 @@ class ChannelPipeline:
         self.store = store
         self.metrics = metrics
 
+    async def evaluate(self, raw: bytes) -> Evaluation:
+        """Decode, parse, check and map ``raw``; no side effects."""
+        text, codec = decode(raw, self.settings.charset_fallback)
+        ev = Evaluation(codec=codec)
+        try:
+            msg = ev.msg = HL7Message.parse(text)
+            self._check(msg)
+            if self.settings.validation != "off":
+                await self._validate(text, ev)
+            self._route(msg, raw, ev)
+        except HL7ParseError as exc:
+            ev.code, ev.status, ev.reason, ev.error_code = "AR", "rejected", exc.reason, \
+                exc.error_code
+            ev.location = getattr(exc, "location", "")
+        except MessageRejected as exc:
+            ev.code, ev.status, ev.reason = exc.code, "rejected", exc.reason
+            ev.error_code, ev.location = exc.error_code, exc.location
+        if ev.status == "rejected":
+            ev.deliveries, ev.effects, ev.outputs = [], [], {}
+        return ev
+
     async def dispatch(self, raw: bytes, peer: str) -> DispatchResult:
         t0 = time.perf_counter()
         self.metrics.received.labels(self.channel).inc()
-        text, codec = decode(raw, self.settings.charset_fallback)
+        ev = await self.evaluate(raw)
+        msg = ev.msg
+        enhanced = msg is not None and expected_ack_mode(msg) == "enhanced"
+        code = ev.code
+        if ev.status == "filtered":
+            code = self.settings.filtered_ack
+        wire_code = _ENHANCED[code] if enhanced else code
         record = InboundRecord(
-            channel=self.channel, raw=raw, received_at=time.time(), peer=peer, charset=codec,
-            revision=self.settings.revision,
+            channel=self.channel, raw=raw, received_at=time.time(), peer=peer,
+            charset=ev.codec,
+            revision=self.settings.revision, status=ev.status,  # type: ignore[arg-type]
+            ack_code=wire_code, error=ev.reason if ev.status != "processed" else "",
+            warnings=ev.warnings,
         )
-        msg: HL7Message | None = None
-        deliveries: list[NewDelivery] = []
-        try:
-            msg = HL7Message.parse(text)
+        if msg is not None:
             record.control_id = msg.control_id
             record.message_type = msg.message_type
             record.version = msg.version
-            self._check(msg)
-            if self.settings.validation != "off":
-                await self._validate(msg, text, record)
-            deliveries = self._route(msg, raw)
-            code, reason = "AA", ""
-            record.status = "processed"
-        except HL7ParseError as exc:
-            code, reason, err_code, loc = "AR", exc.reason, exc.error_code, ""
-            record.status, record.error = "rejected", exc.reason
-        except MessageRejected as exc:
-            code, reason, err_code, loc = exc.code, exc.reason, exc.error_code, exc.location
-            record.status, record.error = "rejected", exc.reason
-        if code == "AA":
-            err_code, loc = "", ""
-        enhanced = msg is not None and expected_ack_mode(msg) == "enhanced"
-        wire_code = _ENHANCED[code] if enhanced else code
-        record.ack_code = wire_code
+        codec = record.charset or "latin-1"
+        if self.store is None:
+            raise StoreError("pipeline has no store")
         try:
-            record_id = await self.store.ingest(record, deliveries)
+            record_id, rejection = await self.store.ingest(record, ev.deliveries, ev.effects)
         except StoreError as exc:
             log.error("message_store_failed", channel=self.channel, error=str(exc))
             wire_code = "CE" if enhanced else "AE"
             ack = build_ack(msg, wire_code, text="message could not be stored; resend later",
                             error_code="207")
             self.metrics.nacked.labels(self.channel, wire_code).inc()
-            return DispatchResult(False, ack.encode(codec or "latin-1", errors="replace"),
+            return DispatchResult(False, ack.encode(codec, errors="replace"),
                                   None, wire_code, "store failed")
-        for route in self.routes:
-            route.notify()
+        if rejection is not None:  # an internal destination refused it inside the transaction
+            code, ev.status, ev.reason = rejection.code, "rejected", rejection.reason
+            ev.error_code, ev.location = rejection.error_code, rejection.location
+            wire_code = _ENHANCED[code] if enhanced else code
+        elif ev.deliveries:
+            for route in self.routes:
+                route.notify()
+        ok = ev.status != "rejected"
         ack_bytes = b""
-        if msg is None or should_send_accept_ack(msg, code == "AA"):
-            ack = build_ack(msg, wire_code, text=reason, error_code=err_code, error_location=loc)
-            ack_bytes = ack.encode(codec or "latin-1", errors="replace")
-        if code == "AA":
+        if msg is None or should_send_accept_ack(msg, ok):
+            ack = build_ack(msg, wire_code, text=ev.reason,
+                            error_code="" if ok else ev.error_code,
+                            error_location="" if ok else ev.location)
+            ack_bytes = ack.encode(codec, errors="replace")
+        if ev.status == "filtered":
+            self.metrics.filtered.labels(self.channel).inc()
+        if ok:
             self.metrics.acked.labels(self.channel).inc()
         else:
             self.metrics.nacked.labels(self.channel, wire_code).inc()
         log.info(
-            "message_processed" if code == "AA" else "message_rejected",
+            "message_processed" if ok else "message_rejected",
             channel=self.channel, message_id=record_id, control_id=record.control_id,
-            message_type=record.message_type, status=record.status, ack_code=wire_code,
-            reason=reason or None, peer=peer,
+            message_type=record.message_type, status=ev.status, ack_code=wire_code,
+            reason=ev.reason or None, peer=peer,
             duration_ms=round((time.perf_counter() - t0) * 1000, 3),
         )
-        return DispatchResult(code == "AA", ack_bytes, record_id, wire_code, reason)
+        return DispatchResult(ok, ack_bytes, record_id, wire_code, ev.reason)
 
     def _check(self, msg: HL7Message) -> None:
         if not is_known_version(msg.version):
@@ -170,7 +225,7 @@ class ChannelPipeline:
                 location="MSH^1^10",
             )
 
-    async def _validate(self, msg: HL7Message, text: str, record: InboundRecord) -> None:
+    async def _validate(self, text: str, ev: Evaluation) -> None:
         from engine.hl7.reference import validate_structure
 
         problems: list[str] = await asyncio.to_thread(validate_structure, text)
@@ -179,17 +234,42 @@ class ChannelPipeline:
         if self.settings.validation == "strict":
             raise MessageRejected("structure: " + "; ".join(problems[:5]), code="AE",
                                   error_code="100")
-        record.warnings.extend(f"structure: {p}" for p in problems)
+        ev.warnings.extend(f"structure: {p}" for p in problems)
 
-    def _route(self, msg: HL7Message, raw: bytes) -> list[NewDelivery]:
-        out: list[NewDelivery] = []
+    def _route(self, msg: HL7Message, raw: bytes, ev: Evaluation) -> None:
+        wanted: set[str] | None = None
+        if self.settings.mapping is not None:
+            res = self.settings.mapping.run(msg)
+            ev.warnings.extend(res.warnings)
+            if res.status == "rejected":
+                raise res.to_rejection()
+            if res.status == "filtered":
+                ev.status, ev.reason = "filtered", res.reason
+                return
+            if res.routes is not None:
+                wanted = set(res.routes)
+            if res.output is not None and not isinstance(res.output, dict):
+                raw = res.encode()
         for route in self.routes:
+            if wanted is not None and route.name not in wanted:
+                continue
             if not type_matches(msg.message_type, route.message_types):
                 continue
+            payload: Any = raw
+            if route.mapping is not None:
+                res = route.mapping.run(msg)
+                ev.warnings.extend(f"{route.name}: {w}" for w in res.warnings)
+                if res.status == "rejected":
+                    raise res.to_rejection()
+                if res.status == "filtered":
+                    ev.outputs[route.name] = Filtered(res.reason)
+                    continue
+                payload = res.output if isinstance(res.output, dict) else \
+                    res.encode(route.charset)
+            ev.outputs[route.name] = payload
+            if route.effect is not None:
+                ev.effects.append(route.effect.prepare(msg, payload))
+                continue
             key = msg.get(route.order_key) if route.ordering == "key" else ""
-            out.append(NewDelivery(route.queue_name, raw, key))
-        return out
+            ev.deliveries.append(NewDelivery(route.queue_name, payload, key))
 
-
-def describe(result: DispatchResult) -> dict[str, Any]:
-    return {"code": result.code, "reason": result.reason, "message_id": result.message_id}

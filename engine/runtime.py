@@ -26,11 +26,12 @@ from pathlib import Path
 from typing import Any
 
 from engine import registry
-from engine.channel import DispatchResult, Source
+from engine.channel import DispatchResult, InternalDestination, Source
 from engine.delivery import DeliveryWorker
 from engine.errors import BindError, ChannelError
 from engine.http import AdminServer, json_response
 from engine.logging import get_logger
+from engine.lookups import persist_misses_forever
 from engine.metrics import Metrics
 from engine.router import ChannelPipeline, PipelineSettings, Route
 from engine.store import Store, open_store
@@ -39,6 +40,10 @@ log = get_logger("radbridge.runtime")
 
 _RESTART_MAX_S = 60.0
 ConfigLoader = Callable[[], Awaitable[tuple[Any, list[Any], str]]]
+
+
+def _noop() -> None:
+    return None
 
 
 def queue_name(channel: str, destination: str) -> str:
@@ -98,9 +103,17 @@ class Engine:
         return all(c.ready.is_set() for c in self.channels.values())
 
     # -- building and swapping ---------------------------------------------------------
+    def _mapping(self, rel: str | None, params: dict[str, Any]) -> Any:
+        if not rel:
+            return None
+        from transforms import load_mapping
+
+        return load_mapping(self.base_dir / rel, params=params or None)
+
     def _pipeline(self, cname: str, ch: Any, routes: list[Route]) -> ChannelPipeline:
         assert self.store is not None
         settings = PipelineSettings(
+            mapping=self._mapping(ch.mapping, ch.params),
             accept_message_types=ch.accept_message_types,
             charset_fallback=ch.charset_fallback,
             validation=ch.validation,
@@ -121,6 +134,13 @@ class Engine:
             routes: list[Route] = []
             for dcfg in ch.destinations:
                 qname = queue_name(cname, dcfg.name)
+                mapping = self._mapping(dcfg.mapping, dcfg.params)
+                dest = dsts[dcfg.type](qname, dcfg)
+                if isinstance(dest, InternalDestination):
+                    routes.append(Route(qname, dcfg.message_types, "none", "", _noop,
+                                        name=dcfg.name, mapping=mapping, charset=dcfg.charset,
+                                        effect=dest))
+                    continue
                 wanted_queues.add(qname)
                 dump = dcfg.model_dump()
                 current = self.workers.get(qname)
@@ -128,7 +148,7 @@ class Engine:
                     if current is not None and current.task is not None:
                         current.task.cancel()
                     worker = DeliveryWorker(
-                        qname, dsts[dcfg.type](qname, dcfg), self.store, self.metrics,
+                        qname, dest, self.store, self.metrics,
                         retry=dcfg.retry, ordering=dcfg.ordering,
                     )
                     entry = _Worker(worker, dump)
@@ -137,7 +157,8 @@ class Engine:
                     worker.notify()
                 w = self.workers[qname].worker
                 routes.append(Route(qname, dcfg.message_types, dcfg.ordering, dcfg.order_key,
-                                    w.notify))
+                                    w.notify, name=dcfg.name, mapping=mapping,
+                                    charset=dcfg.charset))
             pipeline = self._pipeline(cname, ch, routes)
             running = self.channels.get(cname)
             if running is not None and running.config.source == ch.source:
@@ -217,7 +238,8 @@ class Engine:
                 self._tg = tg
                 self._apply(self.config)
                 helpers = [tg.create_task(self._announce_ready()),
-                           tg.create_task(self._prune_forever())]
+                           tg.create_task(self._prune_forever()),
+                           tg.create_task(persist_misses_forever(self.store))]
                 if self.watch_paths and self.reloader is not None:
                     helpers.append(tg.create_task(self._watch()))
                 await self._stop.wait()

@@ -57,8 +57,8 @@ def lint_mapping(path: str | FsPath, hl7_version: str | None = None, *,
     versions = [hl7_version] if hl7_version else _declared_versions(c)
     if versions and c.input == "hl7":
         _check_hl7(c.facts.hl7_paths, versions, add)
-    if c.output == "hl7":
-        out_versions = [hl7_version] if hl7_version else versions
+    out_versions = [hl7_version] if hl7_version else versions
+    if c.output == "hl7" and out_versions:
         _check_hl7(c.facts.out_hl7_paths, out_versions, add)
     if c.loaded.data.get("record_keywords") == "dicom":
         _check_keywords(c, add)

@@ -294,7 +294,7 @@ class MLLPListener(Source):
             server.close()
             # Let messages being processed finish and get their ACK before closing.
             deadline = time.monotonic() + 5.0
-            while any(c.busy for c in self.connections) and time.monotonic() < deadline:
+            while any(c.busy for c in self.connections) and time.monotonic() < deadline:  # noqa: ASYNC110
                 await asyncio.sleep(0.01)
             for conn in list(self.connections):
                 if conn.transport is not None:

@@ -20,8 +20,15 @@ __all__ = ["ConfigError", "ConfigProblem", "config_revision", "load_config"]
 
 
 def config_revision(path: str | Path) -> str:
-    """A short content hash naming this configuration revision."""
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:12]
+    """A short content hash naming this configuration revision: channels.yaml and every
+    file under the ``mappings/`` folder beside it (mappings, tables, mapping tests)."""
+    path = Path(path)
+    h = hashlib.sha256(path.read_bytes())
+    mappings = path.resolve().parent / "mappings"
+    if mappings.is_dir():
+        for f in sorted(p for p in mappings.rglob("*") if p.is_file()):
+            h.update(str(f.relative_to(mappings)).encode() + b"\0" + f.read_bytes())
+    return h.hexdigest()[:12]
 
 
 def load_config(

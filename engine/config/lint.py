@@ -1,7 +1,9 @@
-"""Cross-field checks that a schema cannot express: port clashes, duplicate names."""
+"""Cross-field checks that a schema cannot express: port clashes, duplicate names, and the
+mappings a channel refers to (which must exist and lint clean)."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from engine.config.problems import ConfigProblem
@@ -13,8 +15,22 @@ def _mark(loaded: Any, loc: tuple[Any, ...]) -> tuple[int, int]:
     return mark_for(loaded, loc)
 
 
+def _lint_mapping(
+    base: Path, rel: str, loc: tuple[Any, ...], loaded: Any, filename: str,
+    destinations: list[str],
+) -> list[ConfigProblem]:
+    from transforms.lint import lint_mapping
+
+    path = base / rel
+    if not path.is_file():
+        line, col = _mark(loaded, loc)
+        return [ConfigProblem(filename, line, col, f"mapping file {rel!r} does not exist")]
+    return lint_mapping(path, None, destinations=destinations)
+
+
 def lint(model: Any, loaded: Any, filename: str) -> list[ConfigProblem]:
     problems: list[ConfigProblem] = []
+    base = Path(filename).resolve().parent
     ports: dict[tuple[str, int], str] = {}
     http = model.engine.http
     if http.enabled and http.port:
@@ -31,8 +47,16 @@ def lint(model: Any, loaded: Any, filename: str) -> list[ConfigProblem]:
                     problems.append(ConfigProblem(
                         filename, line, col, f"port {port} is already used by {owner}"))
             ports[(host, port)] = f"channel {cname}"
+        names = [d.name for d in ch.destinations]
+        if ch.mapping:
+            problems += _lint_mapping(base, ch.mapping, ("channels", cname, "mapping"), loaded,
+                                      filename, names)
         seen: dict[str, int] = {}
         for i, dest in enumerate(ch.destinations):
+            if dest.mapping:
+                problems += _lint_mapping(
+                    base, dest.mapping, ("channels", cname, "destinations", i, "mapping"),
+                    loaded, filename, names)
             if dest.name in seen:
                 line, col = _mark(loaded, ("channels", cname, "destinations", i, "name"))
                 problems.append(ConfigProblem(

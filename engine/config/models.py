@@ -84,6 +84,12 @@ class DestinationCommon(Strict):
     """HL7 path whose value groups messages when ``ordering: key``."""
     message_types: list[str] = []
     """Only these MSH-9 types (e.g. ORM^O01, ADT^*) go to this destination; empty: all."""
+    mapping: str | None = None
+    """A mapping file (relative to channels.yaml) making this destination's payload."""
+    params: dict[str, Any] = {}
+    """Values for the mapping's declared ``params``."""
+    charset: str | None = None
+    """HL7 table 0211 charset of the outbound payload (default: the mapping output's MSH-18)."""
 
 
 class SourceCommon(Strict):
@@ -100,6 +106,11 @@ class ChannelCommon(Strict):
     validation: Literal["off", "warn", "strict"] = "off"
     """HL7 structure validation by hl7apy: warn records problems, strict answers AE."""
     filtered_ack: Literal["AA", "AR"] = "AA"
+    """What a message filtered by the channel's mapping is answered with."""
+    mapping: str | None = None
+    """A mapping file (relative to channels.yaml) run first: it may filter, reject or route
+    to named destinations, and an HL7 output replaces the message for every destination."""
+    params: dict[str, Any] = {}
 
 
 def _union(models: list[type[BaseModel]]) -> Any:

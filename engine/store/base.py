@@ -8,9 +8,13 @@ timestamps are POSIX seconds (float, UTC).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
+
+from engine.errors import MessageRejected
+
+Effect = Callable[[Any, int], None]
 
 MessageStatus = Literal["processed", "filtered", "error", "rejected"]
 DeliveryStatus = Literal["pending", "sent", "failed", "dead"]
@@ -77,6 +81,7 @@ class MessageFilter:
     until: float | None = None
     delivery_status: str | None = None
     destination: str | None = None
+    id: int | None = None
     limit: int = 100
 
 
@@ -127,10 +132,17 @@ class Store(ABC):
     async def aclose(self) -> None: ...
 
     @abstractmethod
-    async def ingest(self, record: InboundRecord, deliveries: Sequence[NewDelivery]) -> int:
-        """Commit a message and its deliveries atomically; return the message id.
+    async def ingest(
+        self, record: InboundRecord, deliveries: Sequence[NewDelivery],
+        effects: Sequence[Effect] = (),
+    ) -> tuple[int, MessageRejected | None]:
+        """Commit a message, its effects and its deliveries atomically.
 
-        Returns only once the data is durable (the caller ACKs after this)."""
+        ``effects`` are internal destinations (the worklist) applied in the same
+        transaction as ``effect(conn, message_id)``. If one raises ``MessageRejected``,
+        all effects and deliveries are rolled back, the message is kept as rejected with
+        the reason, and the rejection is returned. Returns only once the data is durable
+        (the caller ACKs after this)."""
 
     @abstractmethod
     async def update_deliveries(self, updates: Sequence[DeliveryUpdate]) -> None:

@@ -44,3 +44,14 @@ CREATE INDEX IF NOT EXISTS deliveries_message ON deliveries (message_id);
 CREATE INDEX IF NOT EXISTS deliveries_pending ON deliveries (destination, id)
     WHERE status = 'pending';
 CREATE INDEX IF NOT EXISTS deliveries_status ON deliveries (destination, status);
+
+-- Lookup-table misses, persisted so `radbridge lookups misses` sees what the engine saw.
+CREATE TABLE IF NOT EXISTS lookup_misses (
+    mapping    TEXT NOT NULL,
+    tbl        TEXT NOT NULL,
+    key        TEXT NOT NULL,
+    count      INTEGER NOT NULL,
+    first_seen REAL NOT NULL,
+    last_seen  REAL NOT NULL,
+    PRIMARY KEY (mapping, tbl, key)
+);

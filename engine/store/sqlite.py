@@ -23,10 +23,11 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
 
-from engine.errors import StoreError
+from engine.errors import MessageRejected, StoreError
 from engine.store.base import (
     DeliveryRow,
     DeliveryUpdate,
+    Effect,
     InboundRecord,
     MessageDetail,
     MessageFilter,
@@ -202,7 +203,10 @@ class SQLiteStore(Store):
             raise StoreError(f"store read failed: {exc}") from exc
 
     # -- writes ----------------------------------------------------------------------
-    async def ingest(self, record: InboundRecord, deliveries: Sequence[NewDelivery]) -> int:
+    async def ingest(
+        self, record: InboundRecord, deliveries: Sequence[NewDelivery],
+        effects: Sequence[Effect] = (),
+    ) -> tuple[int, MessageRejected | None]:
         now = record.received_at
         warnings = json.dumps(record.warnings) if record.warnings else ""
         row = (
@@ -213,7 +217,7 @@ class SQLiteStore(Store):
         )
         drows = [(d.destination, d.order_key, now, now, d.payload) for d in deliveries]
 
-        def op(conn: sqlite3.Connection) -> int:
+        def op(conn: sqlite3.Connection) -> tuple[int, MessageRejected | None]:
             cur = conn.execute(
                 "INSERT INTO messages (received_at, channel, peer, control_id, message_type,"
                 " version, charset, status, ack_code, error, revision, warnings, size, raw)"
@@ -222,13 +226,29 @@ class SQLiteStore(Store):
             )
             mid = cur.lastrowid
             assert mid is not None
+            if effects:
+                conn.execute("SAVEPOINT effects")
+                try:
+                    for effect in effects:
+                        effect(conn, mid)
+                except MessageRejected as rej:
+                    conn.execute("ROLLBACK TO effects")
+                    conn.execute("RELEASE effects")
+                    code = {"AA": "CA", "AE": "CE", "AR": "CR"}[rej.code] \
+                        if record.ack_code.startswith("C") else rej.code
+                    conn.execute(
+                        "UPDATE messages SET status='rejected', error=?, ack_code=? WHERE id=?",
+                        (rej.reason, code, mid),
+                    )
+                    return mid, rej
+                conn.execute("RELEASE effects")
             if drows:
                 conn.executemany(
                     "INSERT INTO deliveries (message_id, destination, status, order_key,"
                     " created_at, updated_at, payload) VALUES (?,?,'pending',?,?,?,?)",
                     [(mid, *r) for r in drows],
                 )
-            return mid
+            return mid, None
 
         return await self._write(op)
 
@@ -334,6 +354,9 @@ class SQLiteStore(Store):
             if value:
                 where.append(f"{column} = ?")
                 params.append(value)
+        if flt.id is not None:
+            where.append("m.id = ?")
+            params.append(flt.id)
         if flt.since is not None:
             where.append("m.received_at >= ?")
             params.append(flt.since)

@@ -81,7 +81,7 @@ async def test_structure_validation_warn_records_and_strict_rejects(store: SQLit
 async def test_store_failure_is_answered_ae_never_aa(store: SQLiteStore) -> None:
     p, notified = pipeline(store)
 
-    async def broken(*_a: object) -> int:
+    async def broken(*_a: object) -> tuple[int, None]:
         raise StoreError("disk full")
 
     p.store.ingest = broken  # type: ignore[method-assign]

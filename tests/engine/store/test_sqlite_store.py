@@ -33,7 +33,8 @@ async def store(tmp_path: Path) -> SQLiteStore:
 
 
 async def test_ingest_commits_message_and_deliveries_atomically(store: SQLiteStore) -> None:
-    mid = await store.ingest(record(1), [NewDelivery("ris/a", b"P1"), NewDelivery("ris/b", b"P2")])
+    mid, _ = await store.ingest(
+        record(1), [NewDelivery("ris/a", b"P1"), NewDelivery("ris/b", b"P2")])
     detail = await store.get_message(mid)
     assert detail is not None
     assert detail.summary.control_id == "C1"
@@ -46,7 +47,8 @@ async def test_ingest_commits_message_and_deliveries_atomically(store: SQLiteSto
 
 
 async def test_concurrent_ingests_are_grouped_into_fewer_commits(store: SQLiteStore) -> None:
-    ids = await asyncio.gather(*(store.ingest(record(i), []) for i in range(200)))
+    results = await asyncio.gather(*(store.ingest(record(i), []) for i in range(200)))
+    ids = [mid for mid, _ in results]
     assert sorted(ids) == list(range(1, 201))
     assert store.items == 200
     assert store.batches < 200
@@ -61,7 +63,7 @@ async def test_failing_item_fails_alone_and_batch_commits(store: SQLiteStore) ->
     good2 = asyncio.ensure_future(store.ingest(record(2), []))
     results = await asyncio.gather(good, failing, good2, return_exceptions=True)
     assert isinstance(results[1], sqlite3.OperationalError)
-    assert results[0] == 1 and results[2] == 2
+    assert results[0] == (1, None) and results[2] == (2, None)
 
 
 async def test_fetch_pending_is_oldest_first_and_excludes_given_ids(store: SQLiteStore) -> None:
@@ -128,8 +130,8 @@ async def test_prune_deletes_old_finished_messages_keeps_pending_and_reclaims_sp
     big = b"X" * 20000
     for i in range(300):
         await s.ingest(record(i, received_at=old, raw=big), [NewDelivery("q", b"P")])
-    pending_one = await s.ingest(record(999, received_at=old), [NewDelivery("q", b"P")])
-    fresh = await s.ingest(record(1000), [])
+    pending_one, _ = await s.ingest(record(999, received_at=old), [NewDelivery("q", b"P")])
+    fresh, _ = await s.ingest(record(1000), [])
     rows = await s.fetch_pending("q", 1000)
     await s.update_deliveries([DeliveryUpdate(r.id, "sent", 1) for r in rows
                                if r.message_id != pending_one])
@@ -144,3 +146,26 @@ async def test_prune_deletes_old_finished_messages_keeps_pending_and_reclaims_sp
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     conn.close()
     assert (tmp_path / "p.db").stat().st_size < size_before / 2
+
+
+async def test_effect_rejection_rolls_back_effects_and_deliveries_keeps_message(
+    store: SQLiteStore,
+) -> None:
+    from engine.errors import MessageRejected
+
+    def ok_effect(conn: sqlite3.Connection, mid: int) -> None:
+        conn.execute("INSERT INTO meta(key, value) VALUES (?, 'x')", (f"eff{mid}",))
+
+    def refusing(conn: sqlite3.Connection, mid: int) -> None:
+        raise MessageRejected("study belongs to another patient", code="AE", error_code="205")
+
+    mid, rej = await store.ingest(record(1), [NewDelivery("q", b"P")], [ok_effect])
+    assert rej is None
+    mid2, rej2 = await store.ingest(record(2), [NewDelivery("q", b"P")], [ok_effect, refusing])
+    assert rej2 is not None and rej2.error_code == "205"
+    detail = await store.get_message(mid2)
+    assert detail is not None and detail.summary.status == "rejected"
+    assert detail.summary.error == "study belongs to another patient"
+    assert detail.deliveries == []
+    keys = await store.read_tx(lambda c: [r[0] for r in c.execute("SELECT key FROM meta")])
+    assert f"eff{mid}" in keys and f"eff{mid2}" not in keys
