@@ -88,3 +88,70 @@ def test_mapping_payloads_lookup_misses_and_whatif_report_exactly_the_changed_me
     # radbridge test runs the mapping tests beside the mappings (none here: 0 passed)
     t = eng.cli("test")
     assert "0 passed, 0 failed" in t.stdout
+
+
+def test_mapping_change_reloads_and_an_invalid_mapping_is_refused_under_load(
+    engine_factory: EngineFactory, sink: MLLPSink
+) -> None:
+    import collections
+    import json
+    import threading
+    import time
+
+    eng = engine_factory(sink_port=sink.port, start=False)
+    base = eng.config.parent
+    (base / "mappings").mkdir()
+    mapping = base / "mappings" / "ehr_out.yaml"
+    mapping.write_text(EHR_MAPPING.format(extra=""))
+    eng.config.write_text(eng.config.read_text().replace(
+        "        port: " + str(sink.port),
+        "        port: " + str(sink.port) + "\n        mapping: mappings/ehr_out.yaml"))
+    eng.start()
+    acked: list[str] = []
+    stop = threading.Event()
+
+    failures: list[str] = []
+
+    def stream() -> None:
+        with hl7.client.MLLPClient("127.0.0.1", eng.mllp_port) as client:
+            i = 0
+            while not stop.is_set() and i < 5000:
+                ack = client.send_message(orm_for(i, "CT"))
+                if b"MSA|AA" in ack:
+                    acked.append(f"MSG{i:06d}")
+                else:
+                    failures.append(ack.decode(errors="replace"))
+                i += 1
+                time.sleep(0.003)
+
+    t = threading.Thread(target=stream)
+    t.start()
+    try:
+        assert wait_until(lambda: len(acked) > 50)
+        mapping.write_text(EHR_MAPPING.format(extra="  - set: OBR-24\n    value: RELOADED\n"))
+        assert wait_until(lambda: '"config_reloaded"' in eng.logs(), timeout=15)
+        assert wait_until(lambda: any(b"RELOADED" in m for m in sink.received), timeout=10)
+        mapping.write_text(EHR_MAPPING.format(extra="  - set: OBR-24\n    ops: [uper]\n"))
+        assert wait_until(lambda: '"config_reload_rejected"' in eng.logs(), timeout=15)
+        n = len(acked)
+        assert wait_until(lambda: len(acked) > n + 50)
+    finally:
+        stop.set()
+        t.join(timeout=30)
+    assert not failures, failures[:2]
+    rejected = next(json.loads(ln) for ln in eng.logs().splitlines()
+                    if '"config_reload_rejected"' in ln)
+    assert any("ehr_out.yaml:" in p and "uper" in p for p in rejected["problems"]), rejected
+    # the running mapping (the valid reloaded one) still serves after the refusal
+    def placers() -> list[str]:  # the outbound messages have fresh control ids: match ORC-2
+        out = []
+        for m in list(sink.received):
+            orc = next(s for s in m.split(b"\r") if s.startswith(b"ORC"))
+            out.append("MSG" + orc.split(b"|")[2].decode()[3:])
+        return out
+
+    assert wait_until(lambda: set(acked) <= set(placers()), timeout=30), (
+        sorted(set(acked) - set(placers()))[:5], len(acked), len(sink.received))
+    counts = collections.Counter(placers())
+    assert max(counts.values()) == 1 and len(counts) == len(acked)
+    assert b"RELOADED" in sink.received[-1]
