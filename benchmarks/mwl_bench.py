@@ -203,8 +203,6 @@ def serve_radbridge(store_path: str, port: int) -> None:
     from engine.store.sqlite import SQLiteStore
 
     configure_logging("info", "json")
-    if os.environ.get("RB_SWITCH"):
-        sys.setswitchinterval(float(os.environ["RB_SWITCH"]))
 
     async def main() -> None:
         store = SQLiteStore(store_path)
@@ -363,7 +361,7 @@ def measure(server: Server, query: Callable[[random.Random], tuple[bytes, bytes]
     kept = SCU(server.port, server.aet) if mode == "kept" else None
     latencies: list[float] = []
     matches: list[int] = []
-    warm = 2
+    warm, warm_until = 2, time.perf_counter() + 0.5  # at least 2 queries and 0.5 s
     start = time.perf_counter()
     while True:
         ident, expect = query(rng)
@@ -375,8 +373,8 @@ def measure(server: Server, query: Callable[[random.Random], tuple[bytes, bytes]
         elapsed = time.perf_counter() - t0
         if status != 0 or (pending and expect not in last):
             raise RuntimeError(f"{server.name}: status 0x{status:04X}, {pending} matches")
-        if warm:
-            warm -= 1
+        if warm or time.perf_counter() < warm_until:
+            warm = max(0, warm - 1)
             start = time.perf_counter()
             continue
         latencies.append(elapsed)

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar
 
 from pydantic import BaseModel
@@ -73,17 +74,33 @@ class Destination(ABC):
         """Release connections; the default has none."""
 
 
+@dataclass(slots=True)
+class Prepared:
+    """What an internal destination will do: ``effect(conn, message_id)`` (None: nothing),
+    the output to show in a what-if report, and warnings to store with the message."""
+
+    effect: Callable[[Any, int], None] | None
+    output: Any = None
+    warnings: list[str] = field(default_factory=list)
+
+
 class InternalDestination(Destination):
     """A destination applied inside the ingest transaction (e.g. the worklist).
 
-    ``prepare`` runs on the event loop before the commit and returns an effect
-    ``effect(conn, message_id)`` that the store runs in the same transaction as the
-    message. An effect may raise ``MessageRejected``: the message is then kept as
+    ``prepare`` runs on the event loop before the commit (it may raise
+    ``MessageRejected``) and returns the effect the store runs in the same transaction as
+    the message. An effect may also raise ``MessageRejected``: the message is then kept as
     rejected and answered AE with the reason. Nothing is queued, so ``send`` is unused.
+    ``bind`` gives it the folder of channels.yaml to resolve its files.
     """
 
+    base_dir: Path = Path()
+
+    def bind(self, base_dir: Path) -> None:
+        self.base_dir = base_dir
+
     @abstractmethod
-    def prepare(self, msg: Any, payload: Any) -> Callable[[Any, int], None]: ...
+    def prepare(self, msg: Any, payload: Any) -> Prepared: ...
 
     async def send(self, payload: bytes) -> str:  # pragma: no cover - never queued
         raise NotImplementedError("internal destinations are applied at ingest")

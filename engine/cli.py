@@ -371,6 +371,41 @@ def cmd_lookup_misses(args: argparse.Namespace) -> int:
     return int(_run_async(_lookup_misses(args, cfg)))
 
 
+async def _worklist(args: argparse.Namespace, cfg: Any) -> int:
+    from engine.worklist_cli import list_entries, show_entry
+
+    store = _store_for(cfg, args.config)
+    await store.open()
+    try:
+        if args.action == "show":
+            found = await store.read_tx(lambda c: show_entry(c, args.key))
+            if found is None:
+                print(f"no worklist entry {args.key!r}", file=sys.stderr)
+                return EXIT_FAIL
+            item, msgs = found
+            print(json.dumps(item, indent=1, ensure_ascii=False))
+            print("--- HL7 messages ---")
+            for mid, ts, mtype, cid, status in msgs:
+                print(f"message {mid}  {_fmt_time(ts)}  {mtype}  control_id={cid}  {status}")
+            return EXIT_OK
+        rows = await store.read_tx(lambda c: list_entries(c, args))
+    finally:
+        await store.aclose()
+    print(f"{'ID':>6}  {'DATE':8} {'TIME':6} {'MOD':4} {'STATION':16} {'ACCESSION':16} "
+          f"{'SPS ID':16} STATUS")
+    for rid, d, t, mod, aet, acc, sps, status, _rp in rows:
+        print(f"{rid:>6}  {d:8} {t[:6]:6} {mod:4} {aet[:16]:16} {acc:16} {sps:16} {status}")
+    print(f"({len(rows)} entries)", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_worklist(args: argparse.Namespace) -> int:
+    cfg, rc = _load(args.config)
+    if cfg is None:
+        return rc
+    return int(_run_async(_worklist(args, cfg)))
+
+
 # -- argument parsing ----------------------------------------------------------------
 def _add_filters(p: argparse.ArgumentParser) -> None:
     p.add_argument("--channel")
@@ -428,6 +463,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="store_true")
     p.add_argument("-k", "--keyword", default="")
     p.set_defaults(func=cmd_test)
+
+    p = sub.add_parser("worklist", help="list worklist entries, or show one")
+    wsub = p.add_subparsers(dest="action")
+    ws = wsub.add_parser("show")
+    ws.add_argument("key", help="entry id or accession number")
+    wl = wsub.add_parser("list")
+    for q in (p, wl):
+        q.add_argument("--date", help="YYYYMMDD, YYYY-MM-DD or today")
+        q.add_argument("--modality")
+        q.add_argument("--station", help="scheduled station AE title")
+        q.add_argument("--status", help="SCHEDULED, STARTED, COMPLETED, CANCELED …")
+        q.add_argument("--accession")
+        q.add_argument("--all", action="store_true", help="include finished and cancelled")
+        q.add_argument("--limit", type=int, default=200)
+    p.set_defaults(func=cmd_worklist, action="list")
+    ws.set_defaults(func=cmd_worklist, action="show")
+    wl.set_defaults(func=cmd_worklist, action="list")
 
     p = sub.add_parser("lookups", help="lookup tables: misses seen by the engine")
     lsub = p.add_subparsers(dest="action", required=True)

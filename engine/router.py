@@ -266,10 +266,14 @@ class ChannelPipeline:
                     continue
                 payload = res.output if isinstance(res.output, dict) else \
                     res.encode(route.charset)
-            ev.outputs[route.name] = payload
             if route.effect is not None:
-                ev.effects.append(route.effect.prepare(msg, payload))
+                prepared = route.effect.prepare(msg, payload)
+                ev.outputs[route.name] = prepared.output
+                ev.warnings.extend(f"{route.name}: {w}" for w in prepared.warnings)
+                if prepared.effect is not None:
+                    ev.effects.append(prepared.effect)
                 continue
+            ev.outputs[route.name] = payload
             key = msg.get(route.order_key) if route.ordering == "key" else ""
             ev.deliveries.append(NewDelivery(route.queue_name, payload, key))
 

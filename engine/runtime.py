@@ -137,6 +137,7 @@ class Engine:
                 mapping = self._mapping(dcfg.mapping, dcfg.params)
                 dest = dsts[dcfg.type](qname, dcfg)
                 if isinstance(dest, InternalDestination):
+                    dest.bind(self.base_dir)
                     routes.append(Route(qname, dcfg.message_types, "none", "", _noop,
                                         name=dcfg.name, mapping=mapping, charset=dcfg.charset,
                                         effect=dest))

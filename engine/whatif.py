@@ -43,6 +43,8 @@ def build_pipelines(config: Any, base_dir: Path) -> dict[str, ChannelPipeline]:
         for d in ch.destinations:
             dest = dsts[d.type](f"{cname}/{d.name}", d)
             effect = dest if isinstance(dest, InternalDestination) else None
+            if effect is not None:
+                effect.bind(base_dir)
             routes.append(Route(f"{cname}/{d.name}", d.message_types, d.ordering, d.order_key,
                                 _noop, name=d.name, mapping=mapping(d.mapping, d.params),
                                 charset=d.charset, effect=effect))

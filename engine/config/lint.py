@@ -53,10 +53,12 @@ def lint(model: Any, loaded: Any, filename: str) -> list[ConfigProblem]:
                                       filename, names)
         seen: dict[str, int] = {}
         for i, dest in enumerate(ch.destinations):
-            if dest.mapping:
-                problems += _lint_mapping(
-                    base, dest.mapping, ("channels", cname, "destinations", i, "mapping"),
-                    loaded, filename, names)
+            for fname in type(dest).model_fields:  # mapping, order_mapping, patient_mapping…
+                rel = getattr(dest, fname)
+                if fname.endswith("mapping") and isinstance(rel, str) and rel:
+                    problems += _lint_mapping(
+                        base, rel, ("channels", cname, "destinations", i, fname),
+                        loaded, filename, names)
             if dest.name in seen:
                 line, col = _mark(loaded, ("channels", cname, "destinations", i, "name"))
                 problems.append(ConfigProblem(

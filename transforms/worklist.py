@@ -1,0 +1,132 @@
+"""Order and patient lifecycle on the worklist (IHE SWF RAD-4/RAD-13, RAD-1/RAD-12).
+
+These functions run inside the ingest transaction (``store.write_tx`` / an ingest effect),
+so a message and its effect on the worklist commit together. They raise
+``MessageRejected`` for what must be answered AE instead of silently re-parenting data.
+
+* NW: creates the steps (an already known Study Instance UID is an update, with a warning).
+* XO: replaces the step set of that study: steps absent from the new message are removed.
+* CA / DC / SC / XO+CM: the mapping has already turned ORC-1 + ORC-5 into each step's SPS
+  Status (``mappings/tables/order_status_to_sps_status.csv``); the steps are updated.
+* An update for a known Study Instance UID under a different patient is rejected (205).
+* A08 and friends: the demographics the worklist returns change from the next query on.
+* A40: every step of the merged patient moves to the surviving one; the merged ID is
+  recorded, and later orders that use it follow ``merged_patient`` (default reject, 204).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from engine.errors import MessageRejected
+from engine.store import worklist as wl
+from transforms.dicom_records import split_sequence
+
+PATIENT_KEYS = ("PatientName", "PatientBirthDate", "PatientSex", "PatientID",
+                "IssuerOfPatientID", "IssuerOfPatientIDQualifiersSequence")
+
+
+def _merged_into(conn: sqlite3.Connection, pid: str, issuer: str) -> str | None:
+    row = conn.execute(
+        "SELECT new_patient_id FROM merged_patients WHERE patient_id = ? AND issuer = ?",
+        (pid, issuer),
+    ).fetchone()
+    return None if row is None else str(row[0])
+
+
+def _study_patient(conn: sqlite3.Connection, study_uid: str) -> tuple[str, str] | None:
+    row = conn.execute(
+        "SELECT patient_id, issuer_of_patient_id FROM worklist WHERE study_instance_uid = ?"
+        " LIMIT 1", (study_uid,),
+    ).fetchone()
+    return None if row is None else (str(row[0]), str(row[1]))
+
+
+def apply_order(
+    conn: sqlite3.Connection, record: Mapping[str, Any], message_id: int, *,
+    merged_patient: str = "reject",
+) -> list[str]:
+    """Apply one order record (the order → worklist mapping output); return warnings."""
+    order = record.get("_order") or {}
+    control = str(order.get("control", "NW"))
+    study_uid = str(record.get("StudyInstanceUID", ""))
+    pid, issuer = str(record.get("PatientID", "")), str(record.get("IssuerOfPatientID", ""))
+    warnings: list[str] = []
+    survivor = _merged_into(conn, pid, issuer)
+    if survivor is not None:
+        if merged_patient == "reject":
+            raise MessageRejected(
+                "the order's patient ID was merged into another patient (ADT^A40); "
+                "resend with the surviving ID", code="AE", error_code="204",
+                location="PID^1^3")
+        record = {**record, "PatientID": survivor}
+        pid = survivor
+        warnings.append("patient ID was merged: order moved to the surviving patient")
+    known = _study_patient(conn, study_uid)
+    if known is not None and known != (pid, issuer):
+        raise MessageRejected(
+            "Study Instance UID is already scheduled for a different patient; "
+            "update refused (no silent re-parenting)", code="AE", error_code="205",
+            location="PID^1^3")
+    if known is not None and control == "NW":
+        warnings.append("new order for a Study Instance UID already on the worklist: updated")
+    items = split_sequence(dict(record))
+    if control == "XO":
+        keep = {str(wl.step_of(i).get("ScheduledProcedureStepID", "")) for i in items}
+        for old in wl.steps_for_study(conn, study_uid):
+            sps_id = str(wl.step_of(old).get("ScheduledProcedureStepID", ""))
+            if sps_id not in keep:
+                wl.delete_step(conn, study_uid, sps_id)
+                warnings.append("replaced order: a step absent from the new message was removed")
+    for item in items:
+        wl.upsert_step(conn, item, message_id=message_id)
+        _link(conn, item, message_id)
+    return warnings
+
+
+def _link(conn: sqlite3.Connection, item: Mapping[str, Any], message_id: int) -> None:
+    conn.execute(
+        "INSERT OR IGNORE INTO worklist_messages (study_instance_uid, sps_id, message_id)"
+        " VALUES (?, ?, ?)",
+        (str(item.get("StudyInstanceUID", "")),
+         str(wl.step_of(item).get("ScheduledProcedureStepID", "")), message_id))
+
+
+def apply_patient(
+    conn: sqlite3.Connection, record: Mapping[str, Any], message_id: int, *,
+    unknown_patient: str = "ignore",
+) -> list[str]:
+    """Apply a patient update (A08…) or merge (A40) record; return warnings.
+
+    ``record`` holds the PID demographics as DICOM keywords and, for a merge,
+    ``_merge: {PatientID, IssuerOfPatientID}`` of the merged (old) patient."""
+    pid, issuer = str(record.get("PatientID", "")), str(record.get("IssuerOfPatientID", ""))
+    merge = record.get("_merge") or {}
+    source = (str(merge.get("PatientID", "")), str(merge.get("IssuerOfPatientID", issuer))) \
+        if merge else (pid, issuer)
+    rows = conn.execute(
+        "SELECT study_instance_uid, sps_id FROM worklist"
+        " WHERE patient_id = ? AND issuer_of_patient_id = ?", source,
+    ).fetchall()
+    if merge:
+        conn.execute(
+            "INSERT OR REPLACE INTO merged_patients (patient_id, issuer, new_patient_id,"
+            " new_issuer, merged_at, message_id) VALUES (?,?,?,?,?,?)",
+            (*source, pid, issuer, time.time(), message_id))
+    if not rows:
+        if unknown_patient == "reject" and not merge:
+            raise MessageRejected("patient update for a patient with no worklist entry",
+                                  code="AE", error_code="204", location="PID^1^3")
+        return ["no worklist entry for this patient: nothing to update"]
+    updates = {k: record[k] for k in PATIENT_KEYS if k in record and record[k] not in ("", None)}
+    for study_uid, sps_id in rows:
+        item = wl.get_step(conn, study_uid, sps_id)
+        if item is None:
+            continue
+        item.update(updates)
+        wl.upsert_step(conn, item, message_id=message_id)
+        _link(conn, item, message_id)
+    return []
