@@ -56,9 +56,8 @@ from engine.dicom.values import (
     split_values,
     sps_start,
 )
+from engine.store.worklist import SCHEDULED, SPS
 
-SPS = "ScheduledProcedureStepSequence"
-SCHEDULED = "SCHEDULED"
 DEFAULT_HIDDEN = frozenset({"STARTED", "DEPARTED", "CANCELED", "DISCONTINUED", "COMPLETED"})
 
 
