@@ -128,3 +128,19 @@ def test_main_exit_codes(write: Callable[..., Path], capsys: pytest.CaptureFixtu
     bad = write("mapping: b\ninput: hl7\noutput: record\nsteps:\n  - sett: X\n", "b.yaml")
     assert main([str(bad)]) == 1
     assert "unknown step kind 'sett'" in capsys.readouterr().out
+
+
+def test_hl7_output_paths_are_not_checked_when_no_version_is_declared(
+    write: Callable[..., Path],
+) -> None:
+    path = write("""\
+        mapping: m
+        input: hl7
+        output: hl7
+        template: |
+          MSH|^~\\&|A|B|C|D|||ORM^O01||P|2.3.1
+        steps:
+          - set: OBR-4.2
+            from: OBR-4.2
+        """)
+    assert lint(path) == ["1:1: warning: no tests: add m.test.yaml beside the mapping"]
