@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import socket
+import time
 import subprocess
 import sys
 from collections.abc import Callable
@@ -355,3 +356,22 @@ def test_engine_refuses_to_start_when_port_is_taken(
         assert "cannot listen" in eng.logs()
     finally:
         blocker.close()
+
+
+def test_idle_connection_is_closed_after_idle_timeout_but_a_busy_one_is_not(
+    engine_factory: EngineFactory, sink: MLLPSink
+) -> None:
+    eng = engine_factory(sink_port=sink.port, extra_source="      idle_timeout_s: 1\n")
+    idle = RawClient(eng.mllp_port)
+    busy = RawClient(eng.mllp_port)
+    for i in range(6):  # keeps talking for ~1.5 s, longer than the idle timeout
+        busy.send_frame(orm(i))
+        assert msa(busy.read_frame())[1] == "AA"
+        if i < 5:
+            time.sleep(0.3)
+    assert idle.closed_by_peer(timeout=3)
+    busy.send_frame(orm(9))
+    assert msa(busy.read_frame())[1] == "AA"
+    assert "connection_idle_closed" in eng.logs()
+    idle.close()
+    busy.close()
