@@ -5,8 +5,9 @@ each through its destination, and records the outcome. Ordering is by key: with
 ``ordering: destination`` every row has the same key (strict FIFO, a retrying head blocks
 the rest); with ``ordering: key`` a retrying row blocks only later rows with the same key
 (e.g. the same patient); with ``none`` nothing blocks. Outcomes are written without
-waiting for their commit, so sends and commits overlap; rows whose outcome is not yet
-committed are kept out of the next read. After a restart the same read resumes whatever
+waiting for their commit, so sends and commits overlap (the outcomes that queue up while
+one commit is in flight go in the next one, in a single write); rows whose outcome is not
+yet committed are kept out of the next read. After a restart the same read resumes whatever
 was pending: nothing ACKed is lost, a row sent but not yet marked may be sent again
 (at-least-once).
 """
@@ -63,6 +64,8 @@ class DeliveryWorker:
         self._wake = asyncio.Event()
         self._uncommitted: set[int] = set()
         self._commit_tasks: set[asyncio.Task[None]] = set()
+        self._outbox: list[DeliveryUpdate] = []  # outcomes not yet handed to the store
+        self._flusher: asyncio.Task[None] | None = None
         self._room = asyncio.Semaphore(_MAX_UNCOMMITTED)
 
     def notify(self) -> None:
@@ -183,15 +186,26 @@ class DeliveryWorker:
             return
         await self._room.acquire()
         self._uncommitted.add(row.id)
-        task = asyncio.create_task(self._commit(update))
-        self._commit_tasks.add(task)
-        task.add_done_callback(self._commit_tasks.discard)
+        self._outbox.append(update)
+        if self._flusher is None:
+            task = self._flusher = asyncio.create_task(self._commit())
+            self._commit_tasks.add(task)
+            task.add_done_callback(self._commit_tasks.discard)
 
-    async def _commit(self, update: DeliveryUpdate) -> None:
+    async def _commit(self) -> None:
+        """Commit the queued outcomes, all that queued up meanwhile in one write."""
         try:
-            await self.store.update_deliveries([update])
-        except StoreError as exc:
-            log.error("delivery_update_failed", delivery_id=update.id, error=str(exc))
+            while self._outbox:
+                batch, self._outbox = self._outbox, []
+                try:
+                    await self.store.update_deliveries(batch)
+                except StoreError as exc:
+                    for update in batch:
+                        log.error("delivery_update_failed", delivery_id=update.id,
+                                  error=str(exc))
+                finally:
+                    for update in batch:
+                        self._uncommitted.discard(update.id)
+                        self._room.release()
         finally:
-            self._uncommitted.discard(update.id)
-            self._room.release()
+            self._flusher = None

@@ -10,13 +10,19 @@ are not, and code never puts them under an allowed key.
 
 from __future__ import annotations
 
+import asyncio
+import atexit
+import json
 import logging
 import os
 import sys
-from collections.abc import MutableMapping
+import threading
+import time
+from collections.abc import MutableMapping, Sequence
 from typing import Any, Literal
 
 import structlog
+import structlog.contextvars
 
 SAFE_KEYS = frozenset(
     {
@@ -35,6 +41,11 @@ REDACTED = "[redacted]"
 
 _configured = False
 _phi_allowed = False
+# What the hot-path line writer (``EventLine``) needs to know of the configuration.
+_level = logging.INFO
+_json = True
+_out: Any = None
+_generation = 0
 
 
 def redact_phi(
@@ -57,7 +68,8 @@ def configure_logging(
     stream: Any = None,
 ) -> None:
     """Configure structlog and the stdlib root logger; safe to call again (reconfigures)."""
-    global _configured, _phi_allowed
+    global _configured, _phi_allowed, _level, _json, _out, _generation
+    _flush_pending()
     _phi_allowed = phi or os.environ.get("RADBRIDGE_LOG_PHI", "") == "1"
     out = stream if stream is not None else sys.stderr
     use_json = fmt == "json" or (fmt == "auto" and not out.isatty())
@@ -77,9 +89,11 @@ def configure_logging(
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=structlog.PrintLoggerFactory(out),
+        logger_factory=_OrderedPrintLoggerFactory(out),
         cache_logger_on_first_use=False,
     )
+    _level, _json, _out = numeric, use_json, out
+    _generation += 1
     # Libraries that log through the stdlib: keep them quiet and PHI-free.
     logging.basicConfig(level=logging.WARNING, stream=out, force=True)
     for noisy in ("pynetdicom", "pydicom", "aiomqtt", "hl7apy"):
@@ -92,3 +106,136 @@ def get_logger(name: str = "radbridge") -> Any:
     if not _configured:
         configure_logging()
     return structlog.get_logger(name)
+
+
+# -- the hot path: one pre-compiled JSON line per event --------------------------------
+_pending: list[str] = []
+_pending_lock = threading.Lock()
+_flush_scheduled = False
+
+
+def _flush_pending() -> None:
+    """Write the lines ``EventLine`` queued (one ``write`` for all of them)."""
+    global _flush_scheduled
+    with _pending_lock:
+        _flush_scheduled = False
+        if not _pending:
+            return
+        text = "\n".join(_pending) + "\n"
+        _pending.clear()
+        out = _out
+    if out is None:
+        return
+    try:
+        out.write(text)
+        out.flush()
+    except (OSError, ValueError):  # closed stream at exit: nothing left to do
+        pass
+
+
+atexit.register(_flush_pending)
+
+
+class _OrderedPrintLogger(structlog.PrintLogger):
+    """structlog's PrintLogger that first writes the hot-path lines queued before it,
+    so that the file keeps the order in which events happened."""
+
+    def msg(self, message: str) -> None:
+        if _pending:
+            _flush_pending()
+        super().msg(message)
+
+    log = debug = info = warn = warning = msg
+    fatal = failure = err = error = critical = exception = msg
+
+
+class _OrderedPrintLoggerFactory:
+    def __init__(self, file: Any) -> None:
+        self._file = file
+
+    def __call__(self, *args: Any) -> _OrderedPrintLogger:
+        return _OrderedPrintLogger(self._file)
+
+
+_enc = json.encoder.encode_basestring_ascii  # what json.dumps uses (ensure_ascii)
+_ts_second = -1
+_ts_prefix = ""
+
+
+def _timestamp(now: float) -> str:
+    """ISO 8601 UTC with microseconds, the date/time part cached per second."""
+    global _ts_second, _ts_prefix
+    sec = int(now)
+    if sec != _ts_second:
+        _ts_prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec))
+        _ts_second = sec
+    return f"{_ts_prefix}.{int((now - sec) * 1_000_000):06d}Z"
+
+
+def _value(v: Any) -> str:
+    if v.__class__ is str:
+        return _enc(v)
+    if v is None:
+        return "null"
+    if v is True:
+        return "true"
+    if v is False:
+        return "false"
+    if v.__class__ is int or v.__class__ is float:
+        return repr(v)
+    return json.dumps(v, default=repr)
+
+
+class EventLine:
+    """A log line of fixed keys for a hot path (one per inbound message), rendered
+    without structlog when the output is JSON: same keys, same JSON shape
+    (``{...keys, "event", "level", "timestamp"}``), same allow-list redaction (a key
+    not on ``SAFE_KEYS`` is written as ``[redacted]`` unless PHI logging is on).
+    Lines are queued and written once per event-loop iteration (one ``write`` for many
+    lines; structlog lines written in between flush the queue first, so the order is
+    kept). Console output, bound context variables or no running loop: structlog.
+    """
+
+    __slots__ = ("_fallback", "_gen", "_heads", "_keys", "_levelno", "_safe", "level", "name")
+
+    def __init__(self, name: str, keys: Sequence[str], level: str = "info") -> None:
+        self.name = name
+        self.level = level
+        self._levelno = logging.getLevelNamesMapping()[level.upper()]
+        self._keys = tuple(keys)
+        self._safe = tuple(k in SAFE_KEYS for k in self._keys)
+        self._heads = tuple(
+            ("{" if i == 0 else ", ") + _enc(k) + ": " for i, k in enumerate(self._keys)
+        )
+        self._fallback: Any = None
+        self._gen = -1
+
+    def emit(self, event: str, *values: Any) -> None:
+        """Write one line; ``values`` in the order of the keys given at construction."""
+        if self._levelno < _level:
+            return
+        if not _json or structlog.contextvars._CONTEXT_VARS:
+            if _generation != self._gen:
+                self._fallback = get_logger(self.name)
+                self._gen = _generation
+            kw = dict(zip(self._keys, values, strict=True))
+            getattr(self._fallback, self.level)(event, **kw)
+            return
+        phi = _phi_allowed
+        parts = [
+            head + (_value(v) if phi or safe else '"[redacted]"')
+            for head, safe, v in zip(self._heads, self._safe, values, strict=True)
+        ]
+        parts.append(f', "event": {_enc(event)}, "level": "{self.level}", '
+                     f'"timestamp": "{_timestamp(time.time())}"}}')
+        line = "".join(parts)
+        global _flush_scheduled
+        with _pending_lock:
+            _pending.append(line)
+            if _flush_scheduled:
+                return
+            _flush_scheduled = True
+        try:
+            asyncio.get_running_loop().call_soon(_flush_pending)
+        except RuntimeError:  # no loop: write now
+            _flush_pending()

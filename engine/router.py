@@ -30,13 +30,23 @@ from engine.hl7 import (
     sniff_msh18,
 )
 from engine.hl7.ack import expected_ack_mode
-from engine.logging import get_logger
+from engine.logging import EventLine, get_logger
 from engine.metrics import Metrics
 from engine.store.base import InboundRecord, NewDelivery, Store
 
 log = get_logger("radbridge.router")
+# The one summary line per message (allow-listed keys only, see engine.logging).
+_summary = EventLine(
+    "radbridge.router",
+    ("channel", "message_id", "control_id", "message_type", "status", "ack_code", "reason",
+     "peer", "duration_ms"),
+)
 
 _ENHANCED = {"AA": "CA", "AE": "CE", "AR": "CR"}
+# Codecs in which ASCII text encodes to the same bytes (ACK fast path).
+_ASCII_COMPATIBLE = frozenset(
+    {"ascii", "utf-8", "latin-1", *(f"iso8859-{n}" for n in (*range(1, 10), 15))}
+)
 
 
 def type_matches(message_type: str, patterns: Sequence[str]) -> bool:
@@ -46,10 +56,25 @@ def type_matches(message_type: str, patterns: Sequence[str]) -> bool:
     return any(fnmatch.fnmatchcase(message_type, p) for p in patterns)
 
 
+_CODECS: dict[str, str] = {}
+
+
+def _type_matcher(patterns: Sequence[str]) -> Callable[[str], bool]:
+    pats = list(patterns)
+    return lambda message_type: type_matches(message_type, pats)
+
+
 def decode(raw: bytes, fallback: str) -> tuple[str, str]:
     """Text and codec: MSH-18 when present, else the fallback (utf-8 → latin-1)."""
     msh18 = sniff_msh18(raw)
-    codec = codec_for(msh18, "") if msh18 else ""
+    if msh18:
+        codec = _CODECS.get(msh18)
+        if codec is None:
+            codec = codec_for(msh18, "")
+            if len(_CODECS) < 256:
+                _CODECS[msh18] = codec
+    else:
+        codec = ""
     if codec:
         return raw.decode(codec, errors="replace"), codec
     try:
@@ -105,6 +130,10 @@ class Evaluation:
     effects: list[Any] = field(default_factory=list)
     outputs: dict[str, Any] = field(default_factory=dict)  # destination → payload or record
     warnings: list[str] = field(default_factory=list)
+    # MSH-10, MSH-9 and MSH-12 as read once by the check (empty when unparsed).
+    control_id: str = ""
+    message_type: str = ""
+    version: str = ""
 
 
 class ChannelPipeline:
@@ -123,16 +152,51 @@ class ChannelPipeline:
         self.routes = routes
         self.store = store
         self.metrics = metrics
+        # Labelled children looked up once (the label lookup costs more than the inc).
+        self._received = metrics.received.labels(channel)
+        self._acked = metrics.acked.labels(channel)
+        self._nacked: dict[str, Any] = {}
+        self._filtered: Any = None
+        self._accept: Callable[[str], bool] = _type_matcher(settings.accept_message_types)
+        self._type_ok: dict[str, bool] = {}
+
+    def _nack(self, code: str) -> None:
+        child = self._nacked.get(code)
+        if child is None:
+            child = self._nacked[code] = self.metrics.nacked.labels(self.channel, code)
+        child.inc()
 
     async def evaluate(self, raw: bytes) -> Evaluation:
         """Decode, parse, check and map ``raw``; no side effects."""
+        if self.settings.validation == "off":
+            return self._evaluate(raw)
+        return await self._evaluate_validated(raw)
+
+    def _evaluate(self, raw: bytes) -> Evaluation:
         text, codec = decode(raw, self.settings.charset_fallback)
         ev = Evaluation(codec=codec)
         try:
             msg = ev.msg = HL7Message.parse(text)
-            self._check(msg)
-            if self.settings.validation != "off":
-                await self._validate(text, ev)
+            self._check(msg, ev)
+            self._route(msg, raw, ev)
+        except HL7ParseError as exc:
+            ev.code, ev.status, ev.reason, ev.error_code = "AR", "rejected", exc.reason, \
+                exc.error_code
+            ev.location = getattr(exc, "location", "")
+        except MessageRejected as exc:
+            ev.code, ev.status, ev.reason = exc.code, "rejected", exc.reason
+            ev.error_code, ev.location = exc.error_code, exc.location
+        if ev.status == "rejected":
+            ev.deliveries, ev.effects, ev.outputs = [], [], {}
+        return ev
+
+    async def _evaluate_validated(self, raw: bytes) -> Evaluation:
+        text, codec = decode(raw, self.settings.charset_fallback)
+        ev = Evaluation(codec=codec)
+        try:
+            msg = ev.msg = HL7Message.parse(text)
+            self._check(msg, ev)
+            await self._validate(text, ev)
             self._route(msg, raw, ev)
         except HL7ParseError as exc:
             ev.code, ev.status, ev.reason, ev.error_code = "AR", "rejected", exc.reason, \
@@ -147,28 +211,38 @@ class ChannelPipeline:
 
     async def dispatch(self, raw: bytes, peer: str) -> DispatchResult:
         t0 = time.perf_counter()
-        self.metrics.received.labels(self.channel).inc()
-        ev = await self.evaluate(raw)
+        self._received.inc()
+        ev = self._evaluate(raw) if self.settings.validation == "off" \
+            else await self._evaluate_validated(raw)
         msg = ev.msg
         enhanced = msg is not None and expected_ack_mode(msg) == "enhanced"
         code = ev.code
-        if ev.status == "filtered":
+        status = ev.status
+        if status == "filtered":
             code = self.settings.filtered_ack
         wire_code = _ENHANCED[code] if enhanced else code
         record = InboundRecord(
             channel=self.channel, raw=raw, received_at=time.time(), peer=peer,
             charset=ev.codec,
-            revision=self.settings.revision, status=ev.status,  # type: ignore[arg-type]
-            ack_code=wire_code, error=ev.reason if ev.status != "processed" else "",
+            revision=self.settings.revision, status=status,  # type: ignore[arg-type]
+            ack_code=wire_code, error=ev.reason if status != "processed" else "",
             warnings=ev.warnings,
         )
-        if msg is not None:
+        if ev.control_id:  # read by the check
+            record.control_id = ev.control_id
+            record.message_type = ev.message_type
+            record.version = ev.version
+        elif msg is not None:
             record.control_id = msg.control_id
             record.message_type = msg.message_type
             record.version = msg.version
         codec = record.charset or "latin-1"
         if self.store is None:
             raise StoreError("pipeline has no store")
+        # The ACK this message gets unless the commit says otherwise, built before the
+        # commit is awaited (it overlaps the fsync); only sent once the commit is done.
+        ok = status != "rejected"
+        ack_bytes = self._ack(msg, ok, wire_code, ev) if not ev.effects else None
         try:
             record_id, rejection = await self.store.ingest(record, ev.deliveries, ev.effects)
         except StoreError as exc:
@@ -176,54 +250,73 @@ class ChannelPipeline:
             wire_code = "CE" if enhanced else "AE"
             ack = build_ack(msg, wire_code, text="message could not be stored; resend later",
                             error_code="207")
-            self.metrics.nacked.labels(self.channel, wire_code).inc()
+            self._nack(wire_code)
             return DispatchResult(False, ack.encode(codec, errors="replace"),
                                   None, wire_code, "store failed")
         if rejection is not None:  # an internal destination refused it inside the transaction
             code, ev.status, ev.reason = rejection.code, "rejected", rejection.reason
             ev.error_code, ev.location = rejection.error_code, rejection.location
             wire_code = _ENHANCED[code] if enhanced else code
+            status, ok, ack_bytes = "rejected", False, None
         elif ev.deliveries:
             for route in self.routes:
                 route.notify()
-        ok = ev.status != "rejected"
-        ack_bytes = b""
-        if msg is None or should_send_accept_ack(msg, ok):
-            ack = build_ack(msg, wire_code, text=ev.reason,
-                            error_code="" if ok else ev.error_code,
-                            error_location="" if ok else ev.location)
-            ack_bytes = ack.encode(codec, errors="replace")
-        if ev.status == "filtered":
-            self.metrics.filtered.labels(self.channel).inc()
+        if ack_bytes is None:
+            ack_bytes = self._ack(msg, ok, wire_code, ev)
+        if status == "filtered":
+            if self._filtered is None:
+                self._filtered = self.metrics.filtered.labels(self.channel)
+            self._filtered.inc()
         if ok:
-            self.metrics.acked.labels(self.channel).inc()
+            self._acked.inc()
         else:
-            self.metrics.nacked.labels(self.channel, wire_code).inc()
-        log.info(
+            self._nack(wire_code)
+        _summary.emit(
             "message_processed" if ok else "message_rejected",
-            channel=self.channel, message_id=record_id, control_id=record.control_id,
-            message_type=record.message_type, status=ev.status, ack_code=wire_code,
-            reason=ev.reason or None, peer=peer,
-            duration_ms=round((time.perf_counter() - t0) * 1000, 3),
+            self.channel, record_id, record.control_id, record.message_type, status,
+            wire_code, ev.reason or None, peer,
+            round((time.perf_counter() - t0) * 1000, 3),
         )
         return DispatchResult(ok, ack_bytes, record_id, wire_code, ev.reason)
 
-    def _check(self, msg: HL7Message) -> None:
-        if not is_known_version(msg.version):
+    @staticmethod
+    def _ack(msg: HL7Message | None, ok: bool, wire_code: str, ev: Evaluation) -> bytes:
+        if msg is not None and not should_send_accept_ack(msg, ok):
+            return b""
+        ack = build_ack(msg, wire_code, text=ev.reason,
+                        error_code="" if ok else ev.error_code,
+                        error_location="" if ok else ev.location)
+        codec = ev.codec or "latin-1"
+        if codec in _ASCII_COMPATIBLE and ack.isascii():
+            return ack.encode("ascii")
+        return ack.encode(codec, errors="replace")
+
+    def _check(self, msg: HL7Message, ev: Evaluation | None = None) -> None:
+        version = msg.version
+        if not is_known_version(version):
             raise MessageRejected(
-                f"unsupported HL7 version {msg.version!r} in MSH-12",
+                f"unsupported HL7 version {version!r} in MSH-12",
                 code="AR", error_code="203", location="MSH^1^12",
             )
-        if not type_matches(msg.message_type, self.settings.accept_message_types):
+        mtype = msg.message_type
+        accepted = self._type_ok.get(mtype)
+        if accepted is None:
+            accepted = self._accept(mtype)
+            if len(self._type_ok) < 1024:
+                self._type_ok[mtype] = accepted
+        if not accepted:
             raise MessageRejected(
-                f"message type {msg.message_type} is not accepted by channel {self.channel}",
+                f"message type {mtype} is not accepted by channel {self.channel}",
                 code="AR", error_code="200", location="MSH^1^9",
             )
-        if not msg.control_id:
+        control_id = msg.control_id
+        if not control_id:
             raise MessageRejected(
                 "MSH-10 message control id is empty", code="AR", error_code="101",
                 location="MSH^1^10",
             )
+        if ev is not None:
+            ev.version, ev.message_type, ev.control_id = version, mtype, control_id
 
     async def _validate(self, text: str, ev: Evaluation) -> None:
         from engine.hl7.reference import validate_structure

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine import registry
+from engine import events, registry
 from engine.channel import DispatchResult, InternalDestination, Source
 from engine.delivery import DeliveryWorker
 from engine.errors import BindError, ChannelError
@@ -44,6 +44,13 @@ ConfigLoader = Callable[[], Awaitable[tuple[Any, list[Any], str]]]
 
 def _noop() -> None:
     return None
+
+
+def _attach_routes(source: Source, routes: list[Route]) -> None:
+    """Sources that produce deliveries themselves (the MPPS service) get the channel's routes."""
+    attach = getattr(source, "attach_routes", None)
+    if attach is not None:
+        attach(routes)
 
 
 def queue_name(channel: str, destination: str) -> str:
@@ -94,6 +101,8 @@ class Engine:
         self._reload_lock = asyncio.Lock()
         self.started_at = time.time()
         self.reloads = 0
+        self.events_worker: DeliveryWorker | None = None
+        self._events_task: asyncio.Task[None] | None = None
 
     def stop(self) -> None:
         self._stop.set()
@@ -165,11 +174,13 @@ class Engine:
             if running is not None and running.config.source == ch.source:
                 running.pipeline = pipeline  # atomic swap: the listener keeps its connections
                 running.config = ch
+                _attach_routes(running.source, routes)
                 continue
             if running is not None:
                 self._stop_channel(cname)
             source = srcs[ch.source.type](cname, ch.source, self.metrics)
             source.store = self.store
+            _attach_routes(source, routes)
             chan = _Channel(cname, ch, pipeline, source)
             chan.task = self._tg.create_task(self._supervise(chan), name=f"source:{cname}")
             self.channels[cname] = chan
@@ -237,6 +248,7 @@ class Engine:
         try:
             async with asyncio.TaskGroup() as tg:
                 self._tg = tg
+                self._start_events(tg)
                 self._apply(self.config)
                 helpers = [tg.create_task(self._announce_ready()),
                            tg.create_task(self._prune_forever()),
@@ -253,13 +265,41 @@ class Engine:
                 for w in self.workers.values():
                     if w.task is not None:
                         w.task.cancel()
+                if self._events_task is not None:
+                    self._events_task.cancel()
         finally:
             self._tg = None
+            events.configure(None)
             for sig in signals:
                 with contextlib.suppress(NotImplementedError, RuntimeError):
                     loop.remove_signal_handler(sig)
         if self._fatal:
             raise self._fatal[0]
+
+    def _start_events(self, tg: asyncio.TaskGroup) -> None:
+        """When an MQTT URL is configured, drain the events queue into an mqtt_publisher."""
+        ecfg = self.config.engine.events
+        url = ecfg.mqtt_url or os.environ.get("RADBRIDGE_MQTT_URL", "")
+        if not url:
+            events.configure(None)
+            return
+        assert self.store is not None
+        publisher_type = registry.destinations()["mqtt_publisher"]
+        dcfg = publisher_type.config_model.model_validate({
+            "name": "mqtt", "type": "mqtt_publisher", "url": url,
+            "username": ecfg.username, "password": ecfg.password, "ca_file": ecfg.ca_file,
+            "cert_file": ecfg.cert_file, "key_file": ecfg.key_file,
+            "topic_prefix": ecfg.topic_prefix, "client_id": ecfg.client_id,
+        })
+        worker = DeliveryWorker(events.DEFAULT_QUEUE, publisher_type(events.DEFAULT_QUEUE, dcfg),
+                                self.store, self.metrics, retry=ecfg.retry,
+                                ordering="destination")
+        events.configure(events.DEFAULT_QUEUE, phi_fields=ecfg.phi_fields,
+                         notify=worker.notify, loop=asyncio.get_running_loop())
+        self.events_worker = worker
+        self._events_task = tg.create_task(worker.run(), name="worker:_events/mqtt")
+        worker.notify()
+        log.info("events_enabled", destination=events.DEFAULT_QUEUE, url=url)
 
     def _on_signal(self, sig: signal.Signals) -> None:
         log.info("signal_received", signal=sig.name)

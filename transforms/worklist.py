@@ -12,6 +12,10 @@ so a message and its effect on the worklist commit together. They raise
 * A08 and friends: the demographics the worklist returns change from the next query on.
 * A40: every step of the merged patient moves to the surviving one; the merged ID is
   recorded, and later orders that use it follow ``merged_patient`` (default reject, 204).
+
+When engine events are on (:mod:`engine.events`), each applied order emits
+``order_received`` and one ``worklist_entry_created`` / ``_changed`` / ``_cancelled`` per
+step, in the same transaction (no PHI beyond what ``events.phi_fields`` allows).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from engine import events
 from engine.errors import MessageRejected
 from engine.store import worklist as wl
 from transforms.dicom_records import split_sequence
@@ -74,16 +79,23 @@ def apply_order(
     if known is not None and control == "NW":
         warnings.append("new order for a Study Instance UID already on the worklist: updated")
     items = split_sequence(dict(record))
+    emit = events.enabled()
+    before = _known_steps(conn, study_uid) if emit else set()
+    removed: list[dict[str, Any]] = []
     if control == "XO":
         keep = {str(wl.step_of(i).get("ScheduledProcedureStepID", "")) for i in items}
         for old in wl.steps_for_study(conn, study_uid):
             sps_id = str(wl.step_of(old).get("ScheduledProcedureStepID", ""))
             if sps_id not in keep:
                 wl.delete_step(conn, study_uid, sps_id)
+                removed.append(old)
                 warnings.append("replaced order: a step absent from the new message was removed")
     for item in items:
         wl.upsert_step(conn, item, message_id=message_id)
         _link(conn, item, message_id)
+    if emit:
+        _order_events(conn, message_id, control, record, items, before,
+                                      removed)
     return warnings
 
 
@@ -122,6 +134,7 @@ def apply_patient(
                                   code="AE", error_code="204", location="PID^1^3")
         return ["no worklist entry for this patient: nothing to update"]
     updates = {k: record[k] for k in PATIENT_KEYS if k in record and record[k] not in ("", None)}
+    changed: list[dict[str, Any]] = []
     for study_uid, sps_id in rows:
         item = wl.get_step(conn, study_uid, sps_id)
         if item is None:
@@ -129,4 +142,71 @@ def apply_patient(
         item.update(updates)
         wl.upsert_step(conn, item, message_id=message_id)
         _link(conn, item, message_id)
+        changed.append(item)
+    if changed and events.enabled():
+        _changed_events(conn, message_id, changed)
     return []
+
+
+# -- engine events (only when events are on) -------------------------------------------------
+_GONE = frozenset({"CANCELED", "DISCONTINUED"})
+
+
+def _known_steps(conn: sqlite3.Connection, study_uid: str) -> set[str]:
+    rows = conn.execute("SELECT sps_id FROM worklist WHERE study_instance_uid = ?",
+                        (study_uid,)).fetchall()
+    return {str(r[0]) for r in rows}
+
+
+def _origin(conn: sqlite3.Connection, message_id: int) -> tuple[str, str]:
+    row = conn.execute("SELECT channel, message_type FROM messages WHERE id = ?",
+                       (message_id,)).fetchone()
+    return ("", "") if row is None else (str(row[0]), str(row[1]))
+
+
+def _step_event(kind: type[events.WorklistEvent], channel: str, message_id: int,
+                item: Mapping[str, Any]) -> events.Event:
+    step = wl.step_of(item)
+    aets = wl.station_aets(step)
+    return kind(
+        channel=channel, message_id=message_id,
+        accession_number=str(item.get("AccessionNumber", "") or ""),
+        study_instance_uid=str(item.get("StudyInstanceUID", "") or ""),
+        sps_id=str(step.get("ScheduledProcedureStepID", "") or ""),
+        patient_id=str(item.get("PatientID", "") or "") or None,
+        issuer_of_patient_id=str(item.get("IssuerOfPatientID", "") or "") or None,
+        sps_status=str(step.get("ScheduledProcedureStepStatus", "") or "SCHEDULED"),
+        modality=str(step.get("Modality", "") or ""),
+        scheduled_station_aet=aets[0] if aets else "",
+    )
+
+
+def _order_events(conn: sqlite3.Connection, message_id: int, control: str,
+                  record: Mapping[str, Any], items: list[dict[str, Any]], before: set[str],
+                  removed: list[dict[str, Any]]) -> None:
+    channel, message_type = _origin(conn, message_id)
+    events.emit(conn, events.OrderReceived(
+        channel=channel, message_id=message_id, message_type=message_type,
+        order_control=control, steps=len(items),
+        accession_number=str(record.get("AccessionNumber", "") or ""),
+        study_instance_uid=str(record.get("StudyInstanceUID", "") or ""),
+        patient_id=str(record.get("PatientID", "") or "") or None,
+        issuer_of_patient_id=str(record.get("IssuerOfPatientID", "") or "") or None))
+    for item in items:
+        step = wl.step_of(item)
+        status = str(step.get("ScheduledProcedureStepStatus", "") or "").upper()
+        kind: type[events.WorklistEvent] = events.WorklistEntryChanged
+        if status in _GONE:
+            kind = events.WorklistEntryCancelled
+        elif str(step.get("ScheduledProcedureStepID", "")) not in before:
+            kind = events.WorklistEntryCreated
+        events.emit(conn, _step_event(kind, channel, message_id, item))
+    for item in removed:
+        events.emit(conn, _step_event(events.WorklistEntryCancelled, channel, message_id, item))
+
+
+def _changed_events(conn: sqlite3.Connection, message_id: int,
+                    items: list[dict[str, Any]]) -> None:
+    channel, _ = _origin(conn, message_id)
+    for item in items:
+        events.emit(conn, _step_event(events.WorklistEntryChanged, channel, message_id, item))

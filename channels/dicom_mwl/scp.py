@@ -7,9 +7,12 @@ threads. Queries are answered from ``self.store`` (set by the runtime, or passed
 constructor) through a :class:`~engine.dicom.bridge.LoopBridge`; ``dispatch`` is not used by
 a pure query service.
 
-The AE hosts a list of services (:mod:`engine.dicom.service`): Verification and the worklist
-by default. More services on the same AE and port (MPPS) are added by passing
-``services=[factory, ...]`` or by overriding :meth:`MWLSCP.service_factories`.
+The AE hosts a list of services (:mod:`engine.dicom.service`): Verification, the worklist
+and, unless ``mpps: {enabled: false}``, Modality Performed Procedure Step
+(:mod:`channels.dicom_mpps`) on the same AE title and port. More services are added by
+passing ``services=[factory, ...]`` or by overriding :meth:`MWLSCP.service_factories`.
+MPPS sends its HL7 status messages to the channel's destinations that have a ``mapping:``;
+the runtime hands them over with :meth:`MWLSCP.attach_routes` (start-up and reload).
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ import asyncio
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from channels.dicom_mpps.config import MPPSConfig
+from channels.dicom_mpps.service import MPPSService
 from channels.dicom_mwl.config import MWLSCPConfig
 from channels.dicom_mwl.service import ModalityWorklistService
 from engine.channel import Dispatch, Source
@@ -31,10 +36,17 @@ from engine.registry import register_source
 log = get_logger("radbridge.dicom_mwl")
 
 
+class DICOMSCPConfig(MWLSCPConfig):
+    """The worklist SCP with its MPPS service (same AE title, same port)."""
+
+    mpps: MPPSConfig = MPPSConfig()
+    """Modality Performed Procedure Step (N-CREATE / N-SET); on by default."""
+
+
 @register_source
 class MWLSCP(Source):
     type_name = "dicom_mwl_scp"
-    config_model = MWLSCPConfig
+    config_model = DICOMSCPConfig
     config: MWLSCPConfig
 
     def __init__(self, name: str, config: MWLSCPConfig, metrics: Any = None, *,
@@ -44,13 +56,27 @@ class MWLSCP(Source):
             self.store = store
         self.extra_services = list(services)
         self.server: DICOMServer | None = None
+        self.routes: list[Any] = []
+
+    def attach_routes(self, routes: Sequence[Any]) -> None:
+        """The channel's destinations (``engine.router.Route``): MPPS status goes to those
+        with a mapping. Swapped whole, so a reload never shows a half-built list."""
+        self.routes = list(routes)
 
     def service_factories(self) -> list[ServiceFactory]:
         def worklist(ctx: ServiceContext) -> DICOMService:
             return ModalityWorklistService(ctx.channel, self.config, ctx.store, ctx.bridge,
                                            ctx.metrics)
 
-        return [lambda _ctx: EchoService(), worklist, *self.extra_services]
+        factories: list[ServiceFactory] = [lambda _ctx: EchoService(), worklist]
+        mpps_config = getattr(self.config, "mpps", None) or MPPSConfig()
+        if mpps_config.enabled:
+            def mpps(ctx: ServiceContext) -> DICOMService:
+                return MPPSService(ctx.channel, mpps_config, ctx.store, ctx.bridge,
+                                   lambda: self.routes, ctx.metrics)
+
+            factories.append(mpps)
+        return [*factories, *self.extra_services]
 
     def settings(self) -> ServerSettings:
         cfg = self.config

@@ -51,7 +51,8 @@ class _Connection(asyncio.Protocol):
             FramingConfig(max_frame_bytes=cfg.max_frame_bytes, require_end_cr=cfg.require_end_cr)
         )
         self.frames: deque[tuple[bytes, float]] = deque()
-        self.wakeup = asyncio.Event()
+        self.waiter: asyncio.Future[None] | None = None  # _serve waits on it when idle
+        self.watchdog: asyncio.TimerHandle | None = None
         self.transport: asyncio.Transport | None = None
         self.peer = ""
         self.peer_host = ""
@@ -78,7 +79,9 @@ class _Connection(asyncio.Protocol):
             self.transport.abort()
             self.closed = True
             return
-        self.task = asyncio.get_running_loop().create_task(self._serve())
+        loop = asyncio.get_running_loop()
+        self.task = loop.create_task(self._serve())
+        self._arm(loop)
 
     def data_received(self, data: bytes) -> None:
         self.last_rx = time.monotonic()
@@ -107,7 +110,12 @@ class _Connection(asyncio.Protocol):
         if len(self.frames) >= _HIGH_WATER:
             self.transport_pause()
         if events:
-            self.wakeup.set()
+            self.wake()
+
+    def wake(self) -> None:
+        waiter = self.waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     def eof_received(self) -> bool | None:
         for ev in self.decoder.eof():
@@ -119,12 +127,13 @@ class _Connection(asyncio.Protocol):
                     bytes=ev.partial_bytes,
                 )
         self.closed = True
-        self.wakeup.set()
+        self.wake()
         return True  # keep the write side open: queued frames still get their ACKs
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
-        self.wakeup.set()
+        self.wake()
+        self._disarm()
         self.server.release(self)
 
     def transport_pause(self) -> None:
@@ -134,7 +143,9 @@ class _Connection(asyncio.Protocol):
 
     # -- the per-connection worker ---------------------------------------------------
     async def _serve(self) -> None:
-        cfg = self.server.config
+        loop = asyncio.get_running_loop()
+        observe = self.server.observe_ack
+        dispatch = self.dispatch
         try:
             while True:
                 while self.frames:
@@ -145,35 +156,61 @@ class _Connection(asyncio.Protocol):
                         self.transport.resume_reading()
                     self.busy = True
                     try:
-                        ack = await self._dispatch(payload)
+                        ack = (await dispatch(payload, self.peer)).ack
+                    except Exception:
+                        ack = self._internal_error()
                     finally:
                         self.busy = False
                     if ack and self.transport is not None and not self.transport.is_closing():
                         self.transport.write(encode_frame(ack))
-                        self.server.observe_ack(time.perf_counter() - t_end)
+                        observe(time.perf_counter() - t_end)
                 if self.fatal is not None:
                     self._close_with(self.fatal)
                     return
                 if self.closed:
                     return
-                self.wakeup.clear()
-                timeout = self._timeout(cfg)
+                # Idle: wait for the next frame. Timeouts (mid-frame, idle) are enforced
+                # by the connection's watchdog timer, not by a timeout per wait.
+                waiter = self.waiter = loop.create_future()
                 try:
-                    async with asyncio.timeout(timeout):
-                        await self.wakeup.wait()
-                except TimeoutError:
-                    if self._expired(cfg):
-                        return
+                    await waiter
+                finally:
+                    self.waiter = None
         finally:
+            self._disarm()
             if self.transport is not None and not self.transport.is_closing():
                 self.transport.close()
 
-    def _timeout(self, cfg: MLLPListenerConfig) -> float | None:
+    # -- the watchdog: one timer per connection, re-armed only when it fires --------------
+    def _arm(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.watchdog = loop.call_at(loop.time() + self._next_check(), self._check)
+
+    def _disarm(self) -> None:
+        if self.watchdog is not None:
+            self.watchdog.cancel()
+            self.watchdog = None
+
+    def _next_check(self) -> float:
+        """Seconds until a timeout could expire, from the current state (a frame that
+        starts now expires at the earliest ``frame_timeout_s`` from now)."""
+        cfg = self.server.config
+        now = time.monotonic()
         if self.decoder.in_frame:
-            return max(0.01, self.frame_started + cfg.frame_timeout_s - time.monotonic())
-        if cfg.idle_timeout_s:
-            return max(0.01, self.last_rx + cfg.idle_timeout_s - time.monotonic())
-        return None
+            return max(0.01, self.frame_started + cfg.frame_timeout_s - now)
+        if cfg.idle_timeout_s and not self.busy and not self.frames:
+            return max(0.01, min(cfg.frame_timeout_s,
+                                 self.last_rx + cfg.idle_timeout_s - now))
+        return max(0.01, cfg.frame_timeout_s)
+
+    def _check(self) -> None:
+        self.watchdog = None
+        if self.closed:
+            return
+        if self.busy or self.frames or not self._expired(self.server.config):
+            self._arm(asyncio.get_running_loop())
+            return
+        self.closed = True
+        self.wake()
 
     def _expired(self, cfg: MLLPListenerConfig) -> bool:
         now = time.monotonic()
@@ -191,14 +228,10 @@ class _Connection(asyncio.Protocol):
             return True
         return False
 
-    async def _dispatch(self, payload: bytes) -> bytes:
-        try:
-            result = await self.dispatch(payload, self.peer)
-        except Exception:
-            log.exception("dispatch_failed", channel=self.server.name, peer=self.peer)
-            return build_ack(None, "AE", text="internal error; message not accepted",
-                             error_code="207").encode("ascii")
-        return result.ack
+    def _internal_error(self) -> bytes:
+        log.exception("dispatch_failed", channel=self.server.name, peer=self.peer)
+        return build_ack(None, "AE", text="internal error; message not accepted",
+                         error_code="207").encode("ascii")
 
     def _close_with(self, ack: bytes) -> None:
         if self.transport is not None and not self.transport.is_closing():
@@ -215,6 +248,7 @@ class MLLPListener(Source):
     def __init__(self, name: str, config: MLLPListenerConfig, metrics: Any = None) -> None:
         super().__init__(name, config, metrics)
         self.connections: set[_Connection] = set()
+        self._ack_latency = metrics.ack_latency.labels(name) if metrics is not None else None
         self._networks = [ipaddress.ip_network(p, strict=False) for p in config.allowed_peers]
 
     def admit(self, conn: _Connection) -> bool:
@@ -270,8 +304,8 @@ class MLLPListener(Source):
             self.metrics.nacked.labels(self.name, "AR").inc()
 
     def observe_ack(self, seconds: float) -> None:
-        if self.metrics is not None:
-            self.metrics.ack_latency.labels(self.name).observe(seconds)
+        if self._ack_latency is not None:
+            self._ack_latency.observe(seconds)
 
     async def run(self, dispatch: Dispatch, ready: Callable[[], None]) -> None:
         cfg = self.config

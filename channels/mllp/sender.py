@@ -33,6 +33,27 @@ from engine.router import decode
 log = get_logger("radbridge.mllp")
 
 
+def _fast_control_id(payload: bytes) -> str | None:
+    """MSH-10 read from the bytes when that is unambiguous: the payload starts with an
+    ASCII ``MSH|`` header (no BOM, no wide encoding) that has MSH-9 to MSH-12 valued, and
+    MSH-10 is plain printable ASCII (no escape, repetition or component character).
+    ``None``: decode and parse the whole message instead (the general path)."""
+    if payload[:4] != b"MSH|":
+        return None
+    end = payload.find(b"\r", 0, 65536)
+    if end < 0:
+        return None
+    f = payload[:end].split(b"|", 13)
+    if len(f) < 12 or len(f[1]) < 4 or not (f[8] and f[9] and f[10] and f[11]):
+        return None
+    cid = f[9]
+    comp, rep, esc = f[1][0:1], f[1][1:2], f[1][2:3]
+    if (f[8][:1] == comp or comp in cid or rep in cid or esc in cid
+            or not cid.isascii() or not cid.decode("ascii").isprintable()):
+        return None
+    return cid.decode("ascii")
+
+
 @register_destination
 class MLLPSender(Destination):
     type_name = "mllp_sender"
@@ -84,11 +105,13 @@ class MLLPSender(Destination):
 
     async def send(self, payload: bytes) -> str:
         cfg = self.config
-        text, _codec = decode(payload, "utf-8")
-        try:
-            control_id = HL7Message.parse(text).control_id
-        except HL7ParseError as exc:
-            raise PermanentDelivery(f"payload is not HL7: {exc.reason}") from exc
+        control_id = _fast_control_id(payload)
+        if control_id is None:
+            text, _codec = decode(payload, "utf-8")
+            try:
+                control_id = HL7Message.parse(text).control_id
+            except HL7ParseError as exc:
+                raise PermanentDelivery(f"payload is not HL7: {exc.reason}") from exc
         if self._writer is None or self._writer.is_closing():
             await self._connect()
         assert self._writer is not None and self._reader is not None

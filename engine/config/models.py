@@ -46,6 +46,38 @@ class RetentionConfig(Strict):
     batch: int = Field(5000, ge=100)
 
 
+class RetryConfig(Strict):
+    """Capped exponential backoff; a delivery is dead-lettered after ``max_attempts``."""
+
+    max_attempts: int = Field(10, ge=1)
+    initial_delay_s: float = Field(1.0, gt=0)
+    max_delay_s: float = Field(300.0, gt=0)
+    multiplier: float = Field(2.0, ge=1)
+    jitter: float = Field(0.1, ge=0, le=1)
+
+
+class EventsConfig(Strict):
+    """Engine events (order_received, procedure_completed…) published to MQTT.
+
+    Events are queued durably in the ``_events/mqtt`` queue in the same transaction as what
+    happened, so a broker that is down delays them and never blocks HL7 traffic."""
+
+    mqtt_url: str = ""
+    """``mqtt://host:port`` or ``mqtts://host:port``; empty: events off."""
+    username: str = ""
+    password: str = ""
+    ca_file: str = ""
+    cert_file: str = ""
+    key_file: str = ""
+    topic_prefix: str = "radbridge"
+    """Events go to ``<topic_prefix>/<event>/<channel>``."""
+    client_id: str = "radbridge"
+    phi_fields: list[Literal["patient_id", "issuer_of_patient_id"]] = []
+    """PHI allowed in event payloads (default none: no names, birth dates or patient IDs)."""
+    retry: RetryConfig = RetryConfig(max_attempts=100000, initial_delay_s=1.0,
+                                     max_delay_s=60.0)
+
+
 class EngineConfig(Strict):
     data_dir: str = "./data"
     """Data directory: the SQLite store lives here."""
@@ -59,18 +91,9 @@ class EngineConfig(Strict):
     watch: bool = True
     """Reload when channels.yaml or anything under mappings/ changes (also SIGHUP, POST /reload)."""
     retention: RetentionConfig = RetentionConfig()
+    events: EventsConfig = EventsConfig()
 
 
-
-
-class RetryConfig(Strict):
-    """Capped exponential backoff; a delivery is dead-lettered after ``max_attempts``."""
-
-    max_attempts: int = Field(10, ge=1)
-    initial_delay_s: float = Field(1.0, gt=0)
-    max_delay_s: float = Field(300.0, gt=0)
-    multiplier: float = Field(2.0, ge=1)
-    jitter: float = Field(0.1, ge=0, le=1)
 
 
 class DestinationCommon(Strict):

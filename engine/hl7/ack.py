@@ -10,6 +10,7 @@ Segments are joined with ``\\r``; no trailing terminator and no MLLP framing.
 from __future__ import annotations
 
 import re
+import time
 from datetime import datetime
 from typing import Literal
 
@@ -37,10 +38,53 @@ _PATH_LIKE = re.compile(r"[A-Z0-9]{3}(?:\[[0-9]+\])?-[0-9]")
 _SALVAGE_MAX = 64
 
 
+_ts_second = -1
+_ts_text = ""
+
+
 def _timestamp(now: datetime | None) -> str:
-    now = now or datetime.now()
+    if now is None:  # local time, no offset (as datetime.now()); cached per second
+        global _ts_second, _ts_text
+        sec = int(time.time())
+        if sec != _ts_second:
+            _ts_text = time.strftime("%Y%m%d%H%M%S", time.localtime(sec))
+            _ts_second = sec
+        return _ts_text
     ts = now.strftime("%Y%m%d%H%M%S")
     return ts + now.strftime("%z") if now.tzinfo is not None else ts
+
+
+# Accept ACKs (no text, no ERR) of the same inbound header differ only in timestamp,
+# control id and MSA-2: (MSH-1, -2, -3, -4, -5, -6, -9, -11, -12, -18) → the parts.
+_TEMPLATES: dict[tuple[str, ...], tuple[str, str, str, str]] = {}
+_TEMPLATES_MAX = 1024
+
+
+def _fast_accept_ack(msg: HL7Message, code: str, cid: str) -> str | None:
+    f = msg._field_list(0)
+    if len(f) < 13:
+        return None
+    inbound_id = f[10]
+    key = (f[1], f[2], f[3], f[4], f[5], f[6], f[9], f[11], f[12],
+           f[18] if len(f) > 18 else "")
+    parts = _TEMPLATES.get(key)
+    if parts is None:
+        placeholder = "\x00"
+        text = _build(msg, "AA", "", "", "", None, placeholder)
+        i = text.index(placeholder)
+        j = text.index(placeholder, i + 1)
+        msa = text.index("\rMSA" + msg.delimiters.field, j)
+        head = text[:i]
+        between = text[i + 1:j]
+        tail = text[j + 1:msa] + "\rMSA" + msg.delimiters.field
+        parts = (head, between, tail, msg.delimiters.field)
+        if len(_TEMPLATES) >= _TEMPLATES_MAX:
+            _TEMPLATES.clear()
+        _TEMPLATES[key] = parts
+    head, between, tail, fs = parts
+    if not inbound_id:
+        return f"{head}{_timestamp(None)}{between}{cid}{tail}{code}"
+    return f"{head}{_timestamp(None)}{between}{cid}{tail}{code}{fs}{inbound_id}"
 
 
 def _join(sep: str, items: list[str]) -> str:
@@ -130,7 +174,23 @@ def build_ack(
     """
     if code not in ACK_CODES:
         raise ValueError(f"ACK code must be one of {sorted(ACK_CODES)}, not {code!r}")
+    if (msg is not None and not text and now is None and control_id is None
+            and code not in _ERROR_ACKS):
+        fast = _fast_accept_ack(msg, code, new_control_id())
+        if fast is not None:
+            return fast
+    return _build(msg, code, text, error_code, error_location, raw_fallback_header,
+                  None, now, control_id)
+
+
+def _build(
+    msg: HL7Message | None, code: str, text: str, error_code: str, error_location: str,
+    raw_fallback_header: str | None, ts: str | None = None, now: datetime | None = None,
+    control_id: str | None = None,
+) -> str:
     cid = control_id if control_id is not None else new_control_id()
+    if ts is not None:  # template building: the same placeholder for time and id
+        cid = ts
     if msg is not None:
         d = msg.delimiters
         header = msg.segment("MSH")
@@ -156,10 +216,10 @@ def build_ack(
     msh = [
         "MSH" + d.field + d.encoding_characters,
         *sender,
-        _timestamp(now),
+        ts if ts is not None else _timestamp(now),
         "",
         _join(d.component, msh9),
-        escape(cid, d),
+        cid if ts is not None else escape(cid, d),
         proc,
         vid,
         *([""] * 5),

@@ -115,6 +115,19 @@ def sniff_msh18(raw: bytes) -> str:
     Only the MSH segment is looked at, as ASCII.  A Unicode BOM (or a BOM-less
     UTF-16/32 "MSH") is answered with the matching ``UNICODE UTF-n`` value.
     """
+    if raw[:4] == b"MSH|":  # the common case: ASCII "MSH" first, no BOM, no wide text
+        end = raw.find(b"\r", 0, _MSH_WINDOW)
+        msh = raw[:end] if end >= 0 else raw[:_MSH_WINDOW]
+        if b"\n" not in msh:
+            fields = msh.split(b"|", 18)
+            if len(fields) < 18 or len(fields[1]) < 2:
+                return ""
+            comp, rep = fields[1][0:1], fields[1][1:2]
+            value = fields[17].split(b"|", 1)[0].split(rep)[0].split(comp)[0]
+            try:
+                return value.decode("ascii").strip()
+            except UnicodeDecodeError:
+                return ""
     wide = _wide_or_bom(raw)
     if wide is not None:
         return wide[0]

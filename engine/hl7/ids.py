@@ -9,6 +9,15 @@ import time
 __all__ = ["new_control_id"]
 
 _counter = itertools.count()
+_pid = os.getpid() & 0xFF
+
+
+def _after_fork() -> None:
+    global _pid
+    _pid = os.getpid() & 0xFF
+
+
+os.register_at_fork(after_in_child=_after_fork)
 
 
 def new_control_id() -> str:
@@ -17,5 +26,4 @@ def new_control_id() -> str:
     Fits the 20-character MSH-10 limit of every version; ``next()`` on
     ``itertools.count`` is atomic under the GIL, so it is safe across threads.
     """
-    us = time.time_ns() // 1000
-    return f"{us:013X}{os.getpid() & 0xFF:02X}{next(_counter) & 0xFFFF:04X}"
+    return f"{time.time_ns() // 1000:013X}{_pid:02X}{next(_counter) & 0xFFFF:04X}"

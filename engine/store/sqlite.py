@@ -42,6 +42,100 @@ _STOP = object()
 _MAX_BATCH = 512
 SCHEMA_VERSION = "1"
 
+_MESSAGE_COLUMNS = (
+    "received_at, channel, peer, control_id, message_type, version, charset, status,"
+    " ack_code, error, revision, warnings, size, raw"
+)
+_MESSAGE_SQL = f"INSERT INTO messages ({_MESSAGE_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+_DELIVERY_COLUMNS = "message_id, destination, status, order_key, created_at, updated_at, payload"
+_DELIVERY_SQL = f"INSERT INTO deliveries ({_DELIVERY_COLUMNS}) VALUES (?,?,'pending',?,?,?,?)"
+_MAX_ROWID = (1 << 63) - 1
+_ENHANCED = {"AA": "CA", "AE": "CE", "AR": "CR"}
+
+
+class _Ingest:
+    """One ``ingest`` as queued for the writer: the ``messages`` row and the delivery rows
+    built on the loop thread, so that the writer thread only binds and steps them."""
+
+    __slots__ = ("drows", "effects", "enhanced", "fut", "row")
+
+    def __init__(
+        self, row: tuple[Any, ...], drows: list[tuple[Any, ...]], effects: Sequence[Effect],
+        enhanced: bool, fut: asyncio.Future[tuple[int, MessageRejected | None]],
+    ) -> None:
+        self.row = row
+        self.drows = drows
+        self.effects = effects
+        self.enhanced = enhanced
+        self.fut = fut
+
+    def run(self, conn: sqlite3.Connection) -> tuple[int, MessageRejected | None]:
+        """The message alone (its own savepoint is the caller's): row, effects, deliveries."""
+        mid = conn.execute(_MESSAGE_SQL, self.row).lastrowid
+        assert mid is not None
+        if self.effects:
+            conn.execute("SAVEPOINT effects")
+            try:
+                for effect in self.effects:
+                    effect(conn, mid)
+            except MessageRejected as rej:
+                conn.execute("ROLLBACK TO effects")
+                conn.execute("RELEASE effects")
+                code = _ENHANCED[rej.code] if self.enhanced else rej.code
+                conn.execute(
+                    "UPDATE messages SET status='rejected', error=?, ack_code=? WHERE id=?",
+                    (rej.reason, code, mid),
+                )
+                return mid, rej
+            conn.execute("RELEASE effects")
+        if self.drows:
+            conn.executemany(_DELIVERY_SQL, [(mid, *r) for r in self.drows])
+        return mid, None
+
+
+_multi_sql_cache: dict[tuple[str, int], str] = {}
+
+
+def _multi_sql(prefix: str, one: str, n: int) -> str:
+    sql = _multi_sql_cache.get((prefix, n))
+    if sql is None:
+        sql = prefix + ",".join([one] * n)
+        if len(_multi_sql_cache) < 4096:
+            _multi_sql_cache[(prefix, n)] = sql
+    return sql
+
+
+def _insert_plain(conn: sqlite3.Connection, run: list[_Ingest], max_vars: int) -> list[int]:
+    """Insert the messages (and deliveries) of ingests without effects with one multi-row
+    INSERT per table (one sqlite3 step, one GIL release, instead of one per row); return
+    the message ids. Ids are consecutive: an INTEGER PRIMARY KEY without AUTOINCREMENT
+    takes max(rowid) + 1, and this thread is the only writer inside the transaction."""
+    ids: list[int] = []
+    per = max(1, max_vars // 14)
+    for start in range(0, len(run), per):
+        part = run[start:start + per]
+        n = len(part)
+        params = [x for it in part for x in it.row]
+        cur = conn.execute(
+            _multi_sql(f"INSERT INTO messages ({_MESSAGE_COLUMNS}) VALUES ",
+                       "(?,?,?,?,?,?,?,?,?,?,?,?,?,?)", n),
+            params,
+        )
+        last = cur.lastrowid
+        if last is None or last >= _MAX_ROWID:
+            raise sqlite3.IntegrityError("rowid space exhausted: use the per-item path")
+        ids.extend(range(last - n + 1, last + 1))
+    drows = [(mid, *r) for mid, it in zip(ids, run, strict=True) if it.drows for r in it.drows]
+    per = max(1, max_vars // 6)
+    for start in range(0, len(drows), per):
+        dpart = drows[start:start + per]
+        conn.execute(
+            _multi_sql(f"INSERT INTO deliveries ({_DELIVERY_COLUMNS}) VALUES ",
+                       "(?,?,'pending',?,?,?,?)", len(dpart)),
+            [x for r in dpart for x in r],
+        )
+    return ids
+
 
 def _connect(path: str, synchronous: str) -> sqlite3.Connection:
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
@@ -69,6 +163,11 @@ class SQLiteStore(Store):
         self._loop: asyncio.AbstractEventLoop | None = None
         self.batches = 0
         self.items = 0
+        self._max_vars = 999
+        self._conn_lock = threading.Lock()  # the writer connection: writer thread or loop
+        self._wconn: sqlite3.Connection | None = None  # set when inline commits are allowed
+        self._gathered: list[_Ingest] = []
+        self._inflight = 0  # ingests awaiting their commit
 
     # -- lifecycle -------------------------------------------------------------------
     async def open(self) -> None:
@@ -86,6 +185,11 @@ class SQLiteStore(Store):
             )
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open store {self.path}: {exc}") from exc
+        try:
+            self._max_vars = min(wconn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER), 32766)
+        except (AttributeError, sqlite3.Error):  # pragma: no cover - old sqlite3 module
+            self._max_vars = 999
+        self._wconn = wconn
         self._writer = threading.Thread(
             target=self._write_loop, args=(wconn,), name="store-writer", daemon=True
         )
@@ -94,6 +198,7 @@ class SQLiteStore(Store):
         self._rconn = await self._in_reader(lambda: _connect(self.path, self.synchronous))
 
     async def aclose(self) -> None:
+        self._wconn = None
         if self._writer is not None:
             self._queue.put(_STOP)
             await asyncio.to_thread(self._writer.join)
@@ -125,35 +230,74 @@ class SQLiteStore(Store):
                         stop = True
                         break
                     batch.append(item)
-                self._run_batch(conn, batch)
+                with self._conn_lock:
+                    self._run_batch(conn, batch)
                 if stop:
                     return
         finally:
             conn.close()
 
-    def _run_batch(self, conn: sqlite3.Connection, batch: list[Any]) -> None:
+    def _run_batch(
+        self, conn: sqlite3.Connection, batch: list[Any], inline: bool = False
+    ) -> None:
+        """One transaction for the batch. Runs of plain ingests (no effects) are inserted
+        with one statement per table; every other item runs in its own savepoint and fails
+        alone. If a run of plain ingests fails, it is rolled back and retried item by item
+        (each in its savepoint), so one bad row still fails alone."""
         results: list[tuple[asyncio.Future[Any], bool, Any]] = []
-        later = [item for item in batch if getattr(item[0], "outside_transaction", False)]
+        later = [item for item in batch if item.__class__ is tuple
+                 and getattr(item[0], "outside_transaction", False)]
         if later:
             batch = [item for item in batch if item not in later]
+        # Runs: a list of plain _Ingest items, or a single other item.
+        runs: list[Any] = []
+        for item in batch:
+            if item.__class__ is _Ingest and not item.effects:
+                if runs and runs[-1].__class__ is list:
+                    runs[-1].append(item)
+                else:
+                    runs.append([item])
+            else:
+                runs.append(item)
+        alone = len(runs) == 1  # the whole transaction is the savepoint
+        if (alone and runs[0].__class__ is list and len(runs[0]) * 14 <= self._max_vars
+                and not any(item.drows for item in runs[0])):
+            # The common case: messages only, one statement. In autocommit mode it is its
+            # own transaction (committed, fsync'ed, before execute returns): the writer
+            # drops and re-takes the GIL once for the batch instead of once per statement.
+            try:
+                ids = _insert_plain(conn, runs[0], self._max_vars)
+            except sqlite3.Error:
+                self._run_slow(conn, batch, results)
+            else:
+                results = [(item.fut, True, (mid, None))
+                           for mid, item in zip(ids, runs[0], strict=True)]
+            self._finish(conn, batch, later, results, inline)
+            return
         try:
             conn.execute("BEGIN IMMEDIATE")
-            for fn, fut in batch:
-                conn.execute("SAVEPOINT item")
-                try:
-                    value = fn(conn)
-                except Exception as exc:  # one bad item fails alone
-                    conn.execute("ROLLBACK TO item")
-                    results.append((fut, False, exc))
+            for run in runs:
+                if run.__class__ is list:
+                    self._run_plain(conn, run, results, alone)
                 else:
-                    results.append((fut, True, value))
-                conn.execute("RELEASE item")
+                    self._run_item(conn, run, results)
             conn.execute("COMMIT")
+        except _RetryAlone:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+            results = []
+            self._run_slow(conn, batch, results)
         except sqlite3.Error as exc:
             with contextlib.suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
             err = StoreError(f"store commit failed: {exc}")
-            results = [(fut, False, err) for _, fut in batch]
+            results = [(_future(item), False, err) for item in batch]
+        self._finish(conn, batch, later, results, inline)
+
+    def _finish(
+        self, conn: sqlite3.Connection, batch: list[Any], later: list[Any],
+        results: list[tuple[asyncio.Future[Any], bool, Any]], inline: bool = False,
+    ) -> None:
         for fn, fut in later:  # maintenance that must not run inside a transaction
             try:
                 results.append((fut, True, fn(conn)))
@@ -161,8 +305,66 @@ class SQLiteStore(Store):
                 results.append((fut, False, StoreError(f"store maintenance failed: {exc}")))
         self.batches += 1
         self.items += len(batch)
+        if inline:
+            _resolve_all(results)
+            return
         assert self._loop is not None
         self._loop.call_soon_threadsafe(_resolve_all, results)
+
+    def _run_plain(
+        self, conn: sqlite3.Connection, run: list[_Ingest],
+        results: list[tuple[asyncio.Future[Any], bool, Any]], alone: bool,
+    ) -> None:
+        if not alone:
+            conn.execute("SAVEPOINT chunk")
+        try:
+            ids = _insert_plain(conn, run, self._max_vars)
+        except sqlite3.Error:
+            if alone:
+                raise _RetryAlone from None
+            conn.execute("ROLLBACK TO chunk")
+            conn.execute("RELEASE chunk")
+            for item in run:
+                self._run_item(conn, item, results)
+            return
+        if not alone:
+            conn.execute("RELEASE chunk")
+        for mid, item in zip(ids, run, strict=True):
+            results.append((item.fut, True, (mid, None)))
+
+    def _run_item(
+        self, conn: sqlite3.Connection, item: Any,
+        results: list[tuple[asyncio.Future[Any], bool, Any]],
+    ) -> None:
+        if item.__class__ is _Ingest:
+            fn, fut = item.run, item.fut
+        else:
+            fn, fut = item
+        conn.execute("SAVEPOINT item")
+        try:
+            value = fn(conn)
+        except Exception as exc:  # one bad item fails alone
+            conn.execute("ROLLBACK TO item")
+            results.append((fut, False, exc))
+        else:
+            results.append((fut, True, value))
+        conn.execute("RELEASE item")
+
+    def _run_slow(
+        self, conn: sqlite3.Connection, batch: list[Any],
+        results: list[tuple[asyncio.Future[Any], bool, Any]],
+    ) -> None:
+        """Every item in its own savepoint (the fallback when a batch insert failed)."""
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            for item in batch:
+                self._run_item(conn, item, results)
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+            err = StoreError(f"store commit failed: {exc}")
+            results[:] = [(_future(item), False, err) for item in batch]
 
     async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         if self._writer is None:
@@ -207,50 +409,52 @@ class SQLiteStore(Store):
         self, record: InboundRecord, deliveries: Sequence[NewDelivery],
         effects: Sequence[Effect] = (),
     ) -> tuple[int, MessageRejected | None]:
+        if self._writer is None:
+            raise StoreError("store is not open")
         now = record.received_at
-        warnings = json.dumps(record.warnings) if record.warnings else ""
         row = (
-            record.received_at, record.channel, record.peer, record.control_id,
+            now, record.channel, record.peer, record.control_id,
             record.message_type, record.version, record.charset, record.status,
-            record.ack_code, record.error, record.revision, warnings, len(record.raw),
+            record.ack_code, record.error, record.revision,
+            json.dumps(record.warnings) if record.warnings else "", len(record.raw),
             record.raw,
         )
-        drows = [(d.destination, d.order_key, now, now, d.payload) for d in deliveries]
+        drows = [(d.destination, d.order_key, now, now, d.payload) for d in deliveries] \
+            if deliveries else []
+        fut: asyncio.Future[tuple[int, MessageRejected | None]] = \
+            asyncio.get_running_loop().create_future()
+        item = _Ingest(row, drows, effects, record.ack_code.startswith("C"), fut)
+        if effects or self._wconn is None:
+            self._queue.put(item)
+        else:
+            self._gathered.append(item)
+            if len(self._gathered) == 1:
+                asyncio.get_running_loop().call_soon(self._hand_over)
+        self._inflight += 1
+        try:
+            return await fut
+        finally:
+            self._inflight -= 1
 
-        def op(conn: sqlite3.Connection) -> tuple[int, MessageRejected | None]:
-            cur = conn.execute(
-                "INSERT INTO messages (received_at, channel, peer, control_id, message_type,"
-                " version, charset, status, ack_code, error, revision, warnings, size, raw)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                row,
-            )
-            mid = cur.lastrowid
-            assert mid is not None
-            if effects:
-                conn.execute("SAVEPOINT effects")
-                try:
-                    for effect in effects:
-                        effect(conn, mid)
-                except MessageRejected as rej:
-                    conn.execute("ROLLBACK TO effects")
-                    conn.execute("RELEASE effects")
-                    code = {"AA": "CA", "AE": "CE", "AR": "CR"}[rej.code] \
-                        if record.ack_code.startswith("C") else rej.code
-                    conn.execute(
-                        "UPDATE messages SET status='rejected', error=?, ack_code=? WHERE id=?",
-                        (rej.reason, code, mid),
-                    )
-                    return mid, rej
-                conn.execute("RELEASE effects")
-            if drows:
-                conn.executemany(
-                    "INSERT INTO deliveries (message_id, destination, status, order_key,"
-                    " created_at, updated_at, payload) VALUES (?,?,'pending',?,?,?,?)",
-                    [(mid, *r) for r in drows],
-                )
-            return mid, None
-
-        return await self._write(op)
+    def _hand_over(self) -> None:
+        """End of a loop pass: the ingests of this pass go to the writer, or, when this is
+        the only ingest in flight (one sender) and the writer is idle, it is committed right
+        here on the loop thread: nothing else is waiting for the loop, and two thread
+        hand-offs are saved. With concurrent senders the writer thread commits (the loop
+        keeps parsing while it waits for the fsync)."""
+        items, self._gathered = self._gathered, []
+        conn = self._wconn
+        if (len(items) == 1 and self._inflight == 1 and conn is not None
+                and self._queue.empty()
+                and self._conn_lock.acquire(blocking=False)):
+            try:
+                self._run_batch(conn, items, inline=True)
+            finally:
+                self._conn_lock.release()
+            return
+        put = self._queue.put
+        for item in items:
+            put(item)
 
     async def update_deliveries(self, updates: Sequence[DeliveryUpdate]) -> None:
         now = time.time()
@@ -415,6 +619,14 @@ class SQLiteStore(Store):
             )
         )
         return {(d, s): n for d, s, n in rows}
+
+
+class _RetryAlone(Exception):
+    """A batch-wide insert failed: redo the batch item by item."""
+
+
+def _future(item: Any) -> asyncio.Future[Any]:
+    return item.fut if item.__class__ is _Ingest else item[1]
 
 
 def _resolve_all(results: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
