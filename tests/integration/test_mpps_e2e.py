@@ -1,10 +1,8 @@
 """End to end: an order over MLLP, the modality's MPPS over DICOM, HL7 status to two MLLP
 receivers (ORM^O01 v2.3.1 and OMI^O23 v2.5.1), events on a real Mosquitto broker.
 
-NEEDS THE RUNTIME WIRING (skipped until it is in): ``engine.events`` in ``EngineConfig``
-(``engine/config/models.py``) and, in ``engine/runtime.py``, the channel's routes handed to
-sources with ``attach_routes`` plus the events worker when ``engine.events.mqtt_url`` /
-``RADBRIDGE_MQTT_URL`` is set. See the lead's notes in ``engine/events.py``.
+The modality's view of the worklist is checked with DCMTK's findscu (a started step leaves
+the worklist), and the receivers' and the broker's outages are shown to lose nothing.
 """
 
 from __future__ import annotations
@@ -22,23 +20,16 @@ from pydicom.uid import generate_uid
 from pynetdicom import AE
 
 from channels.dicom_mpps.service import MPPS_SOP_CLASS
-from engine.config.models import EngineConfig
 from tests.channels.dicom_mpps.conftest import final_dataset, mpps_dataset
 from tests.integration.conftest import sample
 from tests.support.client import msa
 from tests.support.mosquitto import Mosquitto, Subscriber
 from tests.support.peers import ROOT, EngineProcess, MLLPSink, engine_env, free_port, wait_until
 
-
-def _wired() -> bool:
-    runtime = (ROOT / "engine" / "runtime.py").read_text()
-    return "events" in EngineConfig.model_fields and "attach_routes" in runtime
-
-
 pytestmark = [
     pytest.mark.integration,
-    pytest.mark.skipif(not _wired(), reason="needs the MPPS/events wiring in engine/runtime.py"),
     pytest.mark.skipif(shutil.which("mosquitto_sub") is None, reason="mosquitto not installed"),
+    pytest.mark.skipif(shutil.which("findscu") is None, reason="DCMTK findscu not installed"),
 ]
 
 CONFIG = """
@@ -78,7 +69,8 @@ def world(tmp_path: Path) -> Iterator[dict[str, Any]]:
     shutil.copytree(ROOT / "mappings", tmp_path / "mappings")
     eng = EngineProcess(cfg, engine_env(tmp_path), ports["http"], tmp_path / "engine.log")
     try:
-        yield {"engine": eng, "ris": ris, "ehr": ehr, "broker": broker, "ports": ports}
+        yield {"engine": eng, "ris": ris, "ehr": ehr, "broker": broker, "ports": ports,
+               "tmp": tmp_path}
     finally:
         eng.stop()
         broker.stop()
@@ -86,12 +78,12 @@ def world(tmp_path: Path) -> Iterator[dict[str, Any]]:
         ehr.close()
 
 
-def mpps(port: int, *steps: tuple[str, Any]) -> list[int]:
+def mpps(port: int, *steps: tuple[str, Any], uid: str | None = None) -> list[int]:
     ae = AE(ae_title="CT1")
     ae.add_requested_context(MPPS_SOP_CLASS)
     assoc = ae.associate("127.0.0.1", port, ae_title="RADBRIDGE")
     assert assoc.is_established
-    uid, codes = generate_uid(), []
+    uid, codes = uid or generate_uid(), []
     try:
         for op, ds in steps:
             send = assoc.send_n_create if op == "create" else assoc.send_n_set
@@ -100,6 +92,23 @@ def mpps(port: int, *steps: tuple[str, Any]) -> list[int]:
     finally:
         assoc.release()
     return codes
+
+
+def worklist_accessions(world: dict[str, Any]) -> list[str]:
+    """What a modality sees: DCMTK findscu -W against the engine's worklist SCP."""
+    import subprocess
+
+    from pydicom import dcmread
+
+    out = Path(world["tmp"]) / f"find{time.monotonic_ns()}"
+    out.mkdir()
+    done = subprocess.run(
+        ["findscu", "-W", "-aet", "CT1", "-aec", "RADBRIDGE", "-X", "127.0.0.1",
+         str(world["ports"]["dicom"]), "-k", "AccessionNumber", "-k", "PatientName",
+         "-k", "ScheduledProcedureStepSequence[0].Modality"],
+        cwd=out, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return [str(dcmread(f).AccessionNumber) for f in sorted(out.glob("rsp*.dcm"))]
 
 
 def segment(message: bytes, name: str) -> list[str]:
@@ -114,9 +123,13 @@ def test_order_then_mpps_gives_hl7_status_to_both_receivers_and_events(
     world["engine"].start()
     with hl7.client.MLLPClient("127.0.0.1", world["ports"]["mllp"]) as c:
         assert msa(c.send_message(sample("orm_o01_nw_v231.hl7")))[1] == "AA"
-    codes = mpps(world["ports"]["dicom"], ("create", mpps_dataset()),
-                 ("set", final_dataset()))
-    assert codes == [0, 0]
+    assert worklist_accessions(world) == ["ACC0001"]  # the modality sees the order
+    uid = generate_uid()
+    assert mpps(world["ports"]["dicom"], ("create", mpps_dataset()), uid=uid) == [0]
+    assert worklist_accessions(world) == []  # IN PROGRESS: the step left the worklist
+    assert wait_until(lambda: len(world["ris"].received) == 1, 15)
+    assert segment(world["ris"].received[0], "ORC")[5] == "IP"
+    assert mpps(world["ports"]["dicom"], ("set", final_dataset()), uid=uid) == [0]
     ris, ehr = world["ris"], world["ehr"]
     assert wait_until(lambda: len(ris.received) == 2 and len(ehr.received) == 2, 15)
     assert [segment(m, "ORC")[5] for m in ris.received] == ["IP", "CM"]
@@ -155,3 +168,31 @@ def test_broker_down_never_blocks_orders_or_mpps_and_events_follow_when_it_is_ba
     assert kinds.count("procedure_completed") == 1
     assert "order_received" in kinds
     assert eng.healthy()
+
+
+def test_receiver_down_then_back_gets_every_status_in_order(world: dict[str, Any]) -> None:
+    world["broker"].start()
+    ris_port = world["ports"]["ris"]
+    world["ris"].close()  # the RIS is down while the exams happen
+    eng: EngineProcess = world["engine"].start()
+    orders = [sample("orm_o01_nw_v231.hl7"), sample("omi_o23_nw_v251.hl7")]
+    with hl7.client.MLLPClient("127.0.0.1", world["ports"]["mllp"]) as c:
+        for order in orders:
+            assert msa(c.send_message(order))[1] == "AA"
+    dicom = world["ports"]["dicom"]
+    first, second = generate_uid(), generate_uid()
+    assert mpps(dicom, ("create", mpps_dataset()), uid=first) == [0]
+    assert mpps(dicom, ("create", mpps_dataset(accession="ACC0002", sps_id="SPS0002",
+                                               study="1.2.826.0.1.3680043.10.1001.2")),
+                uid=second) == [0]
+    assert mpps(dicom, ("set", final_dataset()), uid=first) == [0]
+    assert mpps(dicom, ("set", final_dataset("DISCONTINUED", reason="110514")),
+                uid=second) == [0]
+    assert wait_until(lambda: len(world["ehr"].received) == 4, 15)  # the EHR was up
+    assert wait_until(lambda: "delivery_retry_scheduled" in eng.logs(), 15)
+    back = MLLPSink(port=ris_port)
+    world["ris"] = back
+    assert wait_until(lambda: len(back.received) == 4, 30)
+    statuses = [(segment(m, "OBR")[18] if len(segment(m, "OBR")) > 18 else "",
+                 segment(m, "ORC")[5]) for m in back.received]
+    assert [s for _, s in statuses] == ["IP", "IP", "CM", "DC"], statuses
