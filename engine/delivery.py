@@ -19,6 +19,7 @@ import random
 import time
 from typing import Any
 
+from engine import events
 from engine.channel import Destination
 from engine.config.models import RetryConfig
 from engine.errors import PermanentDelivery, RetryableDelivery, StoreError
@@ -179,6 +180,12 @@ class DeliveryWorker:
                 "delivery_dead_lettered", destination=self.queue_name, delivery_id=row.id,
                 message_id=row.message_id, attempts=attempts, reason=error,
             )
+            ev = events.dead_lettered(self.queue_name, row.id, row.message_id, attempts, error)
+            if ev is not None and events.enabled():
+                try:
+                    await self.store.write_tx(lambda c: events.emit(c, ev))
+                except Exception as exc:  # an event must never stop the queue
+                    log.error("event_emit_failed", destination=self.queue_name, error=str(exc))
         update = DeliveryUpdate(row.id, status, attempts, next_attempt, error, response)
         if status == "pending":
             # A retry must be committed before the row is read again (it keeps its place).

@@ -10,11 +10,12 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from engine.errors import MessageRejected
 
 Effect = Callable[[Any, int], None]
+T = TypeVar("T")
 
 MessageStatus = Literal["processed", "filtered", "error", "rejected"]
 DeliveryStatus = Literal["pending", "sent", "failed", "dead"]
@@ -165,6 +166,15 @@ class Store(ABC):
         self, message_ids: Sequence[int], destination: str, payloads: Sequence[bytes] | None = None
     ) -> int:
         """Create new pending deliveries of these messages to ``destination``."""
+
+    @abstractmethod
+    async def write_tx(self, fn: Callable[[Any], T]) -> T:
+        """Run ``fn(conn)`` in a committed write transaction (domain tables: worklist, MPPS,
+        events). ``conn`` is the backend's DB-API connection."""
+
+    @abstractmethod
+    async def read_tx(self, fn: Callable[[Any], T]) -> T:
+        """Run ``fn(conn)`` on a read connection."""
 
     @abstractmethod
     async def prune(self, older_than: float, batch: int = 5000) -> int:

@@ -127,3 +127,24 @@ def test_backoff_jitter_stays_within_bounds() -> None:
 def test_backoff_never_exceeds_max(attempts: int) -> None:
     policy = RetryConfig(initial_delay_s=1, max_delay_s=300, multiplier=3, jitter=0.5)
     assert backoff_delay(attempts, policy) <= 300
+
+
+async def test_dead_letter_emits_a_durable_event_when_events_are_on(tmp_path: Path) -> None:
+    import json
+
+    from engine import events
+
+    events.configure(events.DEFAULT_QUEUE)
+    try:
+        dest = ScriptedDestination(reject={b"A"})
+        store = await _run(tmp_path, dest, [(b"A", ""), (b"B", "")], "destination", 2)
+        deadline = time.monotonic() + 5
+        while not (rows := await store.fetch_pending(events.DEFAULT_QUEUE, 10)):
+            assert time.monotonic() < deadline, "no event queued"
+            await asyncio.sleep(0.02)
+        body = json.loads(rows[0].payload)
+        assert body["event"] == "delivery_dead_lettered"
+        assert body["destination"] == "q" and body["reason"] == "rejected"
+        await store.aclose()
+    finally:
+        events.configure(None)
