@@ -96,6 +96,11 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
+    if args.events:
+        from engine import events
+
+        print(json.dumps(events.json_schema(), indent=2))
+        return EXIT_OK
     from engine.config.models import root_model
 
     print(json.dumps(root_model().model_json_schema(), indent=2))
@@ -426,8 +431,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("run", help="run the engine").set_defaults(func=cmd_run)
     sub.add_parser("validate", help="check the configuration").set_defaults(func=cmd_validate)
-    sub.add_parser("schema", help="print the JSON Schema of channels.yaml").set_defaults(
-        func=cmd_schema)
+    p = sub.add_parser("schema", help="print the JSON Schema of channels.yaml")
+    p.add_argument("--events", action="store_true", help="the MQTT events' JSON Schema instead")
+    p.set_defaults(func=cmd_schema)
 
     p = sub.add_parser("send", help="send an HL7 file over MLLP and print the ACK")
     p.add_argument("file")

@@ -90,3 +90,12 @@ def test_send_prints_the_ack_and_exits_by_its_code(tmp_path: Path) -> None:
         assert sink.control_ids() == ["MSG000001", "MSG000002"]
     finally:
         sink.close()
+
+
+def test_schema_events_lists_every_event() -> None:
+    out = radbridge("schema", "--events", cwd=ROOT)
+    text = out.stdout
+    for name in ("procedure_completed", "worklist_entry_cancelled", "delivery_dead_lettered"):
+        assert name in text
+    assert json.loads(text) == json.loads((ROOT / "docs" / "events.schema.json").read_text()), (
+        "docs/events.schema.json is stale: regenerate with `radbridge schema --events`")
