@@ -64,27 +64,10 @@ VT, FS_CR = b"\x0b", b"\x1c\r"
 # --------------------------------------------------------------------------- the message
 # The same synthetic ORM^O01 v2.5 as parse_bench.py (MSH, PID with repetitions, PV1, ORC,
 # OBR with escapes, NTE, ZDS); MSH-10 is replaced by a unique control id per message.
-SEGMENTS = [
-    "MSH|^~\\&|RIS|GENHOSP|RADBRIDGE|GENHOSP|20261122083000||ORM^O01^ORM_O01|{CID}|P|2.5"
-    "||||||UNICODE UTF-8",
-    "PID|1||PAT10001^^^GENHOSP^MR~9990001234^^^NHS^NH~X77^^^OLDRIS^PI||TESTPATIENT^ALICE^M^^^^L"
-    "~TESTPATIENT^ALI^^^^^A||19800214|F|||12 EXAMPLE ST^^SPRINGFIELD^^12345^GBR^H"
-    "~PO BOX 1^^SPRINGFIELD^^12399^GBR^M||555-0100^PRN^PH~555-0199^ORN^CP~^NET^Internet"
-    "^alice@example.invalid|||||ACCT0001",
-    "PV1|1|O|RAD^^^GENHOSP||||1234^REFERRER^ROBERT^^^DR|1234^REFERRER^ROBERT^^^DR|||||||||"
-    "|VIS0001|||||||||||||||||||||||||20261122080000",
-    "ORC|NW|PLC0001|FIL0001||SC||^^^20261122090000^^R||20261122083000|||1234^REFERRER^ROBERT^^^DR"
-    "|||||GENHOSP^General Hospital",
-    "OBR|1|PLC0001|FIL0001|CTHEAD^CT HEAD \\T\\ NECK\\X0D\\WITHOUT CONTRAST^L|||20261122083000"
-    "||||||Query stroke; onset 07:30|||1234^REFERRER^ROBERT^^^DR||ACC0001|RP0001|SPS0001||||CT"
-    "|||^^^20261122090000^^R|||||5678&READER&RACHEL&&&DR&&&GENHOSP^20261122090000"
-    "|||||||||||CTHEAD^CT HEAD WITHOUT CONTRAST^L",
-    "NTE|1|L|Patient reports pain \\F\\ swelling \\S\\ redness; images in C:\\E\\scans\\E\\ct;"
-    " allergy to iodinated contrast documented 2019, premedicate per protocol.",
-    "NTE|2|L|Transport by wheelchair; interpreter required (Portuguese). Contact ward 3 on 555-0142"
-    " before sending for patient.",
-    "ZDS|1.2.826.0.1.3680043.10.1001.1^100^Application^DICOM",
-]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from parse_bench import SEGMENTS as _PARSE_SEGMENTS  # noqa: E402 - one fixture for both benches
+
+SEGMENTS = [seg.replace("MSG00001", "{CID}") for seg in _PARSE_SEGMENTS]
 _TEMPLATE = ("\r".join(SEGMENTS) + "\r").encode("ascii")
 _PREFIX, _SUFFIX = _TEMPLATE.split(b"{CID}")
 CID_LEN = 16  # R<run:3>C<conn:2>N<seq:7>; the run key is the first 4 characters

@@ -169,50 +169,44 @@ class ChannelPipeline:
     async def evaluate(self, raw: bytes) -> Evaluation:
         """Decode, parse, check and map ``raw``; no side effects."""
         if self.settings.validation == "off":
-            return self._evaluate(raw)
+            return self._evaluate(raw)[0]
         return await self._evaluate_validated(raw)
 
-    def _evaluate(self, raw: bytes) -> Evaluation:
+    def _evaluate(self, raw: bytes, *, route: bool = True) -> tuple[Evaluation, str]:
+        """Decode, parse, check and (unless ``route`` is False) map and route."""
         text, codec = decode(raw, self.settings.charset_fallback)
         ev = Evaluation(codec=codec)
         try:
             msg = ev.msg = HL7Message.parse(text)
             self._check(msg, ev)
-            self._route(msg, raw, ev)
+            if route:
+                self._route(msg, raw, ev)
         except HL7ParseError as exc:
             ev.code, ev.status, ev.reason, ev.error_code = "AR", "rejected", exc.reason, \
                 exc.error_code
             ev.location = getattr(exc, "location", "")
         except MessageRejected as exc:
-            ev.code, ev.status, ev.reason = exc.code, "rejected", exc.reason
-            ev.error_code, ev.location = exc.error_code, exc.location
+            _reject(ev, exc)
         if ev.status == "rejected":
             ev.deliveries, ev.effects, ev.outputs = [], [], {}
-        return ev
+        return ev, text
 
     async def _evaluate_validated(self, raw: bytes) -> Evaluation:
-        text, codec = decode(raw, self.settings.charset_fallback)
-        ev = Evaluation(codec=codec)
+        ev, text = self._evaluate(raw, route=False)
+        if ev.status == "rejected" or ev.msg is None:
+            return ev
         try:
-            msg = ev.msg = HL7Message.parse(text)
-            self._check(msg, ev)
             await self._validate(text, ev)
-            self._route(msg, raw, ev)
-        except HL7ParseError as exc:
-            ev.code, ev.status, ev.reason, ev.error_code = "AR", "rejected", exc.reason, \
-                exc.error_code
-            ev.location = getattr(exc, "location", "")
+            self._route(ev.msg, raw, ev)
         except MessageRejected as exc:
-            ev.code, ev.status, ev.reason = exc.code, "rejected", exc.reason
-            ev.error_code, ev.location = exc.error_code, exc.location
-        if ev.status == "rejected":
+            _reject(ev, exc)
             ev.deliveries, ev.effects, ev.outputs = [], [], {}
         return ev
 
     async def dispatch(self, raw: bytes, peer: str) -> DispatchResult:
         t0 = time.perf_counter()
         self._received.inc()
-        ev = self._evaluate(raw) if self.settings.validation == "off" \
+        ev = self._evaluate(raw)[0] if self.settings.validation == "off" \
             else await self._evaluate_validated(raw)
         msg = ev.msg
         enhanced = msg is not None and expected_ack_mode(msg) == "enhanced"
@@ -370,3 +364,8 @@ class ChannelPipeline:
             key = msg.get(route.order_key) if route.ordering == "key" else ""
             ev.deliveries.append(NewDelivery(route.queue_name, payload, key))
 
+
+
+def _reject(ev: Evaluation, exc: MessageRejected) -> None:
+    ev.code, ev.status, ev.reason = exc.code, "rejected", exc.reason
+    ev.error_code, ev.location = exc.error_code, exc.location
