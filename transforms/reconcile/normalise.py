@@ -1,6 +1,6 @@
 """Normalisers: turn order and study values into comparable forms, driven by the rules.
 
-Pure and cheap (called for every record of a 100,000 × 100,000 pass). Person names compare
+Pure and cheap (called for every record of a 100,000 x 100,000 pass). Person names compare
 on their first N components, accent- and case-insensitively, ignoring trailing ``^`` and
 the ideographic/phonetic groups; ``?`` (charset damage) matches any one letter.
 """

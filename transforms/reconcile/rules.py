@@ -1,4 +1,4 @@
-"""Reconciliation rules: the pydantic model of ``mappings/reconcile.yaml`` and its loader.
+"""Reconciliation rules: the pydantic model of ``mappings/reconcile.yml`` and its loader.
 
 Every knob of the reconciler (pairing order, windows, normalisers, severities, explanation
 texts) lives in the YAML; this module only validates it (``extra="forbid"``, every problem
@@ -158,7 +158,7 @@ def parse_rules(data: object, source: str = "<rules>") -> ReconcileRules:
 
 
 def load_rules(path: str | Path) -> ReconcileRules:
-    """Read and validate a rules file (``mappings/reconcile.yaml``)."""
+    """Read and validate a rules file (``mappings/reconcile.yml``)."""
     try:
         data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as exc:

@@ -1,0 +1,76 @@
+"""Study-level C-FIND identifiers and answers, sans I/O.
+
+``study_identifier`` asks for the keys reconciliation compares; ``study_record`` turns an
+answer into the keyword -> value dict ``transforms.reconcile`` reads (PN as text,
+multi-valued as lists, the accession issuer flattened to ``IssuerOfAccessionNumber``).
+``date_windows`` splits a long range so that no single answer set grows without bound.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from pydicom.dataset import Dataset
+from pydicom.multival import MultiValue
+from pydicom.sequence import Sequence as DicomSequence
+from pydicom.valuerep import PersonName
+
+RETURN_KEYS = (
+    "StudyInstanceUID", "AccessionNumber", "PatientID", "IssuerOfPatientID", "PatientName",
+    "PatientBirthDate", "PatientSex", "StudyDate", "StudyTime", "ModalitiesInStudy",
+    "NumberOfStudyRelatedInstances",
+)
+
+
+def date_windows(start: dt.date, end: dt.date, days: int) -> list[tuple[dt.date, dt.date]]:
+    """``[start, end]`` cut into inclusive windows of at most ``days`` days."""
+    if days < 1:
+        raise ValueError("days must be at least 1")
+    out: list[tuple[dt.date, dt.date]] = []
+    cur = start
+    while cur <= end:
+        last = min(end, cur + dt.timedelta(days=days - 1))
+        out.append((cur, last))
+        cur = last + dt.timedelta(days=1)
+    return out
+
+
+def study_identifier(start: dt.date, end: dt.date, *, accession_issuer: bool = False
+                     ) -> Dataset:
+    """A Study Root, STUDY level identifier for studies dated ``start``..``end``."""
+    ds = Dataset()
+    ds.QueryRetrieveLevel = "STUDY"
+    for key in RETURN_KEYS:
+        setattr(ds, key, "")
+    ds.StudyDate = (start.strftime("%Y%m%d") if start == end
+                    else f"{start:%Y%m%d}-{end:%Y%m%d}")
+    if accession_issuer:
+        ds.IssuerOfAccessionNumberSequence = DicomSequence([])
+    return ds
+
+
+def _value(value: object) -> Any:
+    if isinstance(value, PersonName):
+        return str(value)
+    if isinstance(value, MultiValue):
+        return [_value(v) for v in value]
+    if isinstance(value, bytes):
+        return value.decode("ascii", "replace")
+    return value if isinstance(value, str | int | float) or value is None else str(value)
+
+
+def study_record(ds: Dataset) -> dict[str, Any]:
+    """A C-FIND answer as a plain dict of the returned keys (absent keys omitted)."""
+    out: dict[str, Any] = {}
+    for key in RETURN_KEYS:
+        if key in ds:
+            value = _value(ds[key].value)
+            out[key] = "" if value is None else value
+    mods = out.get("ModalitiesInStudy")
+    if isinstance(mods, str):
+        out["ModalitiesInStudy"] = [m for m in mods.split("\\") if m]
+    seq = ds.get("IssuerOfAccessionNumberSequence")
+    if seq:
+        out["IssuerOfAccessionNumber"] = str(seq[0].get("LocalNamespaceEntityID", ""))
+    return out

@@ -1,0 +1,40 @@
+-- Reconciliation (engine/store/reconcile.py, transforms/reconcile): the last PACS answers
+-- (one row per study, replaced on every C-FIND pass) and the mismatches found, de-duplicated
+-- on `key` across passes. status: open | acknowledged | resolved | ignored; `who`/`why`
+-- record the last person (or 'reconciler' for auto-resolution) who changed it.
+CREATE TABLE IF NOT EXISTS pacs_studies (
+    study_instance_uid     TEXT    PRIMARY KEY,
+    source                 TEXT    NOT NULL DEFAULT '',  -- the PACS (called AE title)
+    accession_number       TEXT    NOT NULL DEFAULT '',
+    patient_id             TEXT    NOT NULL DEFAULT '',
+    issuer_of_patient_id   TEXT    NOT NULL DEFAULT '',
+    study_date             TEXT    NOT NULL DEFAULT '',
+    modalities             TEXT    NOT NULL DEFAULT '',  -- ModalitiesInStudy joined by '\'
+    instances              INTEGER,
+    attributes             TEXT    NOT NULL,             -- the C-FIND answer as JSON
+    fetched_at             REAL    NOT NULL
+);
+CREATE INDEX IF NOT EXISTS pacs_studies_accession ON pacs_studies (accession_number);
+CREATE INDEX IF NOT EXISTS pacs_studies_patient   ON pacs_studies (patient_id);
+CREATE INDEX IF NOT EXISTS pacs_studies_date      ON pacs_studies (study_date);
+
+CREATE TABLE IF NOT EXISTS mismatches (
+    id           INTEGER PRIMARY KEY,
+    key          TEXT    NOT NULL UNIQUE,
+    type         TEXT    NOT NULL,
+    severity     TEXT    NOT NULL,
+    order_ref    TEXT,                      -- worklist "study_uid/sps_id"
+    study_ref    TEXT,                      -- PACS Study Instance UID or "mpps:<uid>"
+    details      TEXT    NOT NULL,          -- JSON: values on both sides and context
+    explanation  TEXT    NOT NULL,
+    first_seen   REAL    NOT NULL,
+    last_seen    REAL    NOT NULL,
+    status       TEXT    NOT NULL DEFAULT 'open'
+                 CHECK (status IN ('open', 'acknowledged', 'resolved', 'ignored')),
+    status_at    REAL,
+    who          TEXT    NOT NULL DEFAULT '',
+    why          TEXT    NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS mismatches_status ON mismatches (status, severity, last_seen);
+CREATE INDEX IF NOT EXISTS mismatches_order  ON mismatches (order_ref);
+CREATE INDEX IF NOT EXISTS mismatches_study  ON mismatches (study_ref);
