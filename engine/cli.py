@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import re
 import socket
 import sys
@@ -411,6 +412,72 @@ def cmd_worklist(args: argparse.Namespace) -> int:
     return int(_run_async(_worklist(args, cfg)))
 
 
+async def _reconcile(args: argparse.Namespace, cfg: Any) -> int:
+    from engine.reconcile_cli import run_pass
+
+    store = _store_for(cfg, args.config)
+    await store.open()
+    try:
+        summary, n = await run_pass(store, Path(args.config).resolve().parent, args)
+    except Exception as exc:
+        print(f"radbridge reconcile: {exc}", file=sys.stderr)
+        return EXIT_FAIL
+    finally:
+        await store.aclose()
+    print(f"{n} studies read; mismatches: {summary.new} new, {summary.seen_again} seen again, "
+          f"{summary.reopened} reopened, {summary.resolved} resolved")
+    return EXIT_OK
+
+
+def cmd_reconcile(args: argparse.Namespace) -> int:
+    cfg, rc = _load(args.config)
+    if cfg is None:
+        return rc
+    return int(_run_async(_reconcile(args, cfg)))
+
+
+async def _mismatches(args: argparse.Namespace, cfg: Any) -> int:
+    from engine.reconcile_cli import format_row
+    from engine.store import reconcile as rstore
+
+    store = _store_for(cfg, args.config)
+    await store.open()
+    try:
+        if args.action in ("acknowledge", "resolve", "ignore"):
+            status = {"acknowledge": "acknowledged", "resolve": "resolved",
+                      "ignore": "ignored"}[args.action]
+            ok = await store.write_tx(
+                lambda c: rstore.set_status(c, args.id, status, args.who, args.why))
+            print(f"mismatch {args.id}: {status}" if ok else f"no mismatch {args.id}")
+            return EXIT_OK if ok else EXIT_FAIL
+        status_filter = None if args.status == "all" else args.status
+        rows = await store.read_tx(
+            lambda c: rstore.list_mismatches(c, status=status_filter, limit=args.limit))
+    finally:
+        await store.aclose()
+    if args.action == "show":
+        match = [m for m in rows if m["id"] == args.id]
+        if not match:
+            print(f"no mismatch {args.id}", file=sys.stderr)
+            return EXIT_FAIL
+        print(json.dumps(match[0], indent=1, ensure_ascii=False, default=str))
+        return EXIT_OK
+    if args.json:
+        print(json.dumps(rows, indent=1, ensure_ascii=False, default=str))
+        return EXIT_OK
+    for m in rows:
+        print(format_row(m))
+    print(f"({len(rows)} mismatches)", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_mismatches(args: argparse.Namespace) -> int:
+    cfg, rc = _load(args.config)
+    if cfg is None:
+        return rc
+    return int(_run_async(_mismatches(args, cfg)))
+
+
 # -- argument parsing ----------------------------------------------------------------
 def _add_filters(p: argparse.ArgumentParser) -> None:
     p.add_argument("--channel")
@@ -486,6 +553,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_worklist, action="list")
     ws.set_defaults(func=cmd_worklist, action="show")
     wl.set_defaults(func=cmd_worklist, action="list")
+
+    p = sub.add_parser("reconcile", help="run a reconciliation pass against the PACS now")
+    p.add_argument("--days", type=int, default=7, help="study dates to read, back from today")
+    p.add_argument("--rules", default="mappings/reconcile.yml")
+    p.add_argument("--pacs-host")
+    p.add_argument("--pacs-port")
+    p.add_argument("--pacs-aet")
+    p.set_defaults(func=cmd_reconcile)
+
+    p = sub.add_parser("mismatches", help="list, show, acknowledge, resolve or ignore mismatches")
+    msub2 = p.add_subparsers(dest="action")
+    for name in ("show", "acknowledge", "resolve", "ignore"):
+        q = msub2.add_parser(name)
+        q.add_argument("id", type=int)
+        q.add_argument("--who", default=os.environ.get("USER", "operator"))
+        q.add_argument("--why", default="")
+        q.set_defaults(func=cmd_mismatches, action=name, status="all", limit=100000, json=False)
+    ml = msub2.add_parser("list")
+    for q in (p, ml):
+        q.add_argument("--status", default="open",
+                       help="open, acknowledged, resolved, ignored, all")
+        q.add_argument("--limit", type=int, default=1000)
+        q.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_mismatches, action="list")
+    ml.set_defaults(func=cmd_mismatches, action="list")
 
     p = sub.add_parser("lookups", help="lookup tables: misses seen by the engine")
     lsub = p.add_subparsers(dest="action", required=True)
