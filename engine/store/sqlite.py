@@ -36,106 +36,18 @@ from engine.store.base import (
     PendingDelivery,
     Store,
 )
+from engine.store.sqlite_ingest import (
+    Ingest,
+    RetryAlone,
+    future_of,
+    insert_plain,
+    resolve_all,
+)
 
 T = TypeVar("T")
 _STOP = object()
 _MAX_BATCH = 512
 SCHEMA_VERSION = "1"
-
-_MESSAGE_COLUMNS = (
-    "received_at, channel, peer, control_id, message_type, version, charset, status,"
-    " ack_code, error, revision, warnings, size, raw"
-)
-_MESSAGE_SQL = f"INSERT INTO messages ({_MESSAGE_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
-_DELIVERY_COLUMNS = "message_id, destination, status, order_key, created_at, updated_at, payload"
-_DELIVERY_SQL = f"INSERT INTO deliveries ({_DELIVERY_COLUMNS}) VALUES (?,?,'pending',?,?,?,?)"
-_MAX_ROWID = (1 << 63) - 1
-_ENHANCED = {"AA": "CA", "AE": "CE", "AR": "CR"}
-
-
-class _Ingest:
-    """One ``ingest`` as queued for the writer: the ``messages`` row and the delivery rows
-    built on the loop thread, so that the writer thread only binds and steps them."""
-
-    __slots__ = ("drows", "effects", "enhanced", "fut", "row")
-
-    def __init__(
-        self, row: tuple[Any, ...], drows: list[tuple[Any, ...]], effects: Sequence[Effect],
-        enhanced: bool, fut: asyncio.Future[tuple[int, MessageRejected | None]],
-    ) -> None:
-        self.row = row
-        self.drows = drows
-        self.effects = effects
-        self.enhanced = enhanced
-        self.fut = fut
-
-    def run(self, conn: sqlite3.Connection) -> tuple[int, MessageRejected | None]:
-        """The message alone (its own savepoint is the caller's): row, effects, deliveries."""
-        mid = conn.execute(_MESSAGE_SQL, self.row).lastrowid
-        assert mid is not None
-        if self.effects:
-            conn.execute("SAVEPOINT effects")
-            try:
-                for effect in self.effects:
-                    effect(conn, mid)
-            except MessageRejected as rej:
-                conn.execute("ROLLBACK TO effects")
-                conn.execute("RELEASE effects")
-                code = _ENHANCED[rej.code] if self.enhanced else rej.code
-                conn.execute(
-                    "UPDATE messages SET status='rejected', error=?, ack_code=? WHERE id=?",
-                    (rej.reason, code, mid),
-                )
-                return mid, rej
-            conn.execute("RELEASE effects")
-        if self.drows:
-            conn.executemany(_DELIVERY_SQL, [(mid, *r) for r in self.drows])
-        return mid, None
-
-
-_multi_sql_cache: dict[tuple[str, int], str] = {}
-
-
-def _multi_sql(prefix: str, one: str, n: int) -> str:
-    sql = _multi_sql_cache.get((prefix, n))
-    if sql is None:
-        sql = prefix + ",".join([one] * n)
-        if len(_multi_sql_cache) < 4096:
-            _multi_sql_cache[(prefix, n)] = sql
-    return sql
-
-
-def _insert_plain(conn: sqlite3.Connection, run: list[_Ingest], max_vars: int) -> list[int]:
-    """Insert the messages (and deliveries) of ingests without effects with one multi-row
-    INSERT per table (one sqlite3 step, one GIL release, instead of one per row); return
-    the message ids. Ids are consecutive: an INTEGER PRIMARY KEY without AUTOINCREMENT
-    takes max(rowid) + 1, and this thread is the only writer inside the transaction."""
-    ids: list[int] = []
-    per = max(1, max_vars // 14)
-    for start in range(0, len(run), per):
-        part = run[start:start + per]
-        n = len(part)
-        params = [x for it in part for x in it.row]
-        cur = conn.execute(
-            _multi_sql(f"INSERT INTO messages ({_MESSAGE_COLUMNS}) VALUES ",
-                       "(?,?,?,?,?,?,?,?,?,?,?,?,?,?)", n),
-            params,
-        )
-        last = cur.lastrowid
-        if last is None or last >= _MAX_ROWID:
-            raise sqlite3.IntegrityError("rowid space exhausted: use the per-item path")
-        ids.extend(range(last - n + 1, last + 1))
-    drows = [(mid, *r) for mid, it in zip(ids, run, strict=True) if it.drows for r in it.drows]
-    per = max(1, max_vars // 6)
-    for start in range(0, len(drows), per):
-        dpart = drows[start:start + per]
-        conn.execute(
-            _multi_sql(f"INSERT INTO deliveries ({_DELIVERY_COLUMNS}) VALUES ",
-                       "(?,?,'pending',?,?,?,?)", len(dpart)),
-            [x for r in dpart for x in r],
-        )
-    return ids
-
 
 def _connect(path: str, synchronous: str) -> sqlite3.Connection:
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
@@ -166,7 +78,7 @@ class SQLiteStore(Store):
         self._max_vars = 999
         self._conn_lock = threading.Lock()  # the writer connection: writer thread or loop
         self._wconn: sqlite3.Connection | None = None  # set when inline commits are allowed
-        self._gathered: list[_Ingest] = []
+        self._gathered: list[Ingest] = []
         self._inflight = 0  # ingests awaiting their commit
 
     # -- lifecycle -------------------------------------------------------------------
@@ -249,10 +161,10 @@ class SQLiteStore(Store):
                  and getattr(item[0], "outside_transaction", False)]
         if later:
             batch = [item for item in batch if item not in later]
-        # Runs: a list of plain _Ingest items, or a single other item.
+        # Runs: a list of plain Ingest items, or a single other item.
         runs: list[Any] = []
         for item in batch:
-            if item.__class__ is _Ingest and not item.effects:
+            if item.__class__ is Ingest and not item.effects:
                 if runs and runs[-1].__class__ is list:
                     runs[-1].append(item)
                 else:
@@ -266,7 +178,7 @@ class SQLiteStore(Store):
             # own transaction (committed, fsync'ed, before execute returns): the writer
             # drops and re-takes the GIL once for the batch instead of once per statement.
             try:
-                ids = _insert_plain(conn, runs[0], self._max_vars)
+                ids = insert_plain(conn, runs[0], self._max_vars)
             except sqlite3.Error:
                 self._run_slow(conn, batch, results)
             else:
@@ -282,7 +194,7 @@ class SQLiteStore(Store):
                 else:
                     self._run_item(conn, run, results)
             conn.execute("COMMIT")
-        except _RetryAlone:
+        except RetryAlone:
             with contextlib.suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
             results = []
@@ -291,7 +203,7 @@ class SQLiteStore(Store):
             with contextlib.suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
             err = StoreError(f"store commit failed: {exc}")
-            results = [(_future(item), False, err) for item in batch]
+            results = [(future_of(item), False, err) for item in batch]
         self._finish(conn, batch, later, results, inline)
 
     def _finish(
@@ -306,22 +218,22 @@ class SQLiteStore(Store):
         self.batches += 1
         self.items += len(batch)
         if inline:
-            _resolve_all(results)
+            resolve_all(results)
             return
         assert self._loop is not None
-        self._loop.call_soon_threadsafe(_resolve_all, results)
+        self._loop.call_soon_threadsafe(resolve_all, results)
 
     def _run_plain(
-        self, conn: sqlite3.Connection, run: list[_Ingest],
+        self, conn: sqlite3.Connection, run: list[Ingest],
         results: list[tuple[asyncio.Future[Any], bool, Any]], alone: bool,
     ) -> None:
         if not alone:
             conn.execute("SAVEPOINT chunk")
         try:
-            ids = _insert_plain(conn, run, self._max_vars)
+            ids = insert_plain(conn, run, self._max_vars)
         except sqlite3.Error:
             if alone:
-                raise _RetryAlone from None
+                raise RetryAlone from None
             conn.execute("ROLLBACK TO chunk")
             conn.execute("RELEASE chunk")
             for item in run:
@@ -336,7 +248,7 @@ class SQLiteStore(Store):
         self, conn: sqlite3.Connection, item: Any,
         results: list[tuple[asyncio.Future[Any], bool, Any]],
     ) -> None:
-        if item.__class__ is _Ingest:
+        if item.__class__ is Ingest:
             fn, fut = item.run, item.fut
         else:
             fn, fut = item
@@ -364,7 +276,7 @@ class SQLiteStore(Store):
             with contextlib.suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
             err = StoreError(f"store commit failed: {exc}")
-            results[:] = [(_future(item), False, err) for item in batch]
+            results[:] = [(future_of(item), False, err) for item in batch]
 
     async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         if self._writer is None:
@@ -423,7 +335,7 @@ class SQLiteStore(Store):
             if deliveries else []
         fut: asyncio.Future[tuple[int, MessageRejected | None]] = \
             asyncio.get_running_loop().create_future()
-        item = _Ingest(row, drows, effects, record.ack_code.startswith("C"), fut)
+        item = Ingest(row, drows, effects, record.ack_code.startswith("C"), fut)
         if effects or self._wconn is None:
             self._queue.put(item)
         else:
@@ -619,21 +531,3 @@ class SQLiteStore(Store):
             )
         )
         return {(d, s): n for d, s, n in rows}
-
-
-class _RetryAlone(Exception):
-    """A batch-wide insert failed: redo the batch item by item."""
-
-
-def _future(item: Any) -> asyncio.Future[Any]:
-    return item.fut if item.__class__ is _Ingest else item[1]
-
-
-def _resolve_all(results: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
-    for fut, ok, value in results:
-        if fut.done():
-            continue
-        if ok:
-            fut.set_result(value)
-        else:
-            fut.set_exception(value)
