@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
 import re
 import statistics
@@ -23,6 +22,8 @@ from pathlib import Path as FsPath
 from typing import Any
 
 sys.path.insert(0, str(FsPath(__file__).resolve().parent.parent))
+
+from bench_common import pin_one_core
 
 from engine.hl7 import HL7Message
 
@@ -191,21 +192,13 @@ def measure(fn: Callable[[str], object], runs: int, target: float) -> float:
     return statistics.median(rates)
 
 
-def pin_one_core() -> str:
-    if hasattr(os, "sched_setaffinity") and hasattr(os, "sched_getaffinity"):
-        cpu = min(os.sched_getaffinity(0))
-        os.sched_setaffinity(0, {cpu})
-        return f"pinned to CPU {cpu}"
-    return "not pinned (no sched_setaffinity)"
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--json", action="store_true", help="print JSON instead of Markdown")
     ap.add_argument("--quick", action="store_true", help="3 runs of 0.1 s (smoke test)")
     args = ap.parse_args()
     runs, target = (3, 0.1) if args.quick else (7, 0.4)
-    pinned = pin_one_core()
+    pinned = pin_one_core(min)
 
     candidates: list[tuple[str, Callable[[str], object], Callable[[str], tuple[str, ...]], int]]
     candidates = [

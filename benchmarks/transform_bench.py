@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
 import random
 import statistics
@@ -30,6 +29,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from bench_common import pin_one_core  # noqa: E402
 
 from engine.hl7 import HL7Message  # noqa: E402
 from transforms import load_mapping  # noqa: E402
@@ -99,21 +100,13 @@ def measure(fn: Callable[[str], Any], inputs: list[str], runs: int, target: floa
     return statistics.median(rates), rates
 
 
-def pin_one_core() -> str:
-    if hasattr(os, "sched_setaffinity") and hasattr(os, "sched_getaffinity"):
-        cpu = max(os.sched_getaffinity(0))
-        os.sched_setaffinity(0, {cpu})
-        return f"pinned to CPU {cpu}"
-    return "not pinned (no sched_setaffinity)"
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--json", action="store_true", help="print JSON instead of Markdown")
     ap.add_argument("--quick", action="store_true", help="3 runs of 0.1 s (smoke test)")
     args = ap.parse_args()
     runs, seconds = (3, 0.1) if args.quick else (5, 0.5)
-    pinned = pin_one_core()
+    pinned = pin_one_core(max)
     mapping = load_mapping(ROOT / "mappings" / "order_to_worklist.yaml")
     rng = random.Random(20261122)
     cases = [
