@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pytest
 from pydicom.dataset import Dataset
 from pynetdicom import AE, evt
 
@@ -90,16 +89,6 @@ class FakeRoute:
 
 def status_route(name: str = "ris", mapping: str = "mpps_to_order_status.yaml") -> FakeRoute:
     return FakeRoute(f"modalities/{name}", name, load_mapping(ROOT / "mappings" / mapping))
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SQLiteStore]:
-    s = SQLiteStore(tmp_path / "store.sqlite", synchronous="NORMAL")
-    await s.open()
-    try:
-        yield s
-    finally:
-        await s.aclose()
 
 
 async def load(store: SQLiteStore, *items: dict[str, Any]) -> None:

@@ -45,16 +45,6 @@ def offis_items(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]
     return items
 
 
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SQLiteStore]:
-    s = SQLiteStore(tmp_path / "store.sqlite", synchronous="NORMAL")
-    await s.open()
-    try:
-        yield s
-    finally:
-        await s.aclose()
-
-
 async def load(store: SQLiteStore, items: list[dict[str, Any]]) -> None:
     def op(conn: Any) -> None:
         for item in items:
