@@ -30,6 +30,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench_common beside this file
 from bench_common import pin_one_core  # noqa: E402
 
 from engine.hl7 import HL7Message  # noqa: E402
