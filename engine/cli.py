@@ -443,6 +443,10 @@ async def _mismatches(args: argparse.Namespace, cfg: Any) -> int:
     store = _store_for(cfg, args.config)
     await store.open()
     try:
+        if args.action == "export":
+            from engine.reconcile_report import export
+
+            return await export(store, args)
         if args.action in ("acknowledge", "resolve", "ignore"):
             status = {"acknowledge": "acknowledged", "resolve": "resolved",
                       "ignore": "ignored"}[args.action]
@@ -578,6 +582,15 @@ def build_parser() -> argparse.ArgumentParser:
         q.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_mismatches, action="list")
     ml.set_defaults(func=cmd_mismatches, action="list")
+    mx = msub2.add_parser("export", help="write mismatches as CSV or one HTML file (PHI)")
+    mx.add_argument("--format", choices=("csv", "html"), required=True)
+    mx.add_argument("--status", default="open",
+                    choices=("open", "acknowledged", "resolved", "ignored", "all"))
+    mx.add_argument("--type", help="mismatch type, e.g. sex_mismatch")
+    mx.add_argument("--severity", help="critical, high, medium, low, info")
+    mx.add_argument("--since", type=parse_since, help="last seen since: 24h, 7d or ISO time")
+    mx.add_argument("-o", "--output", required=True, help="file (written 0600), - for stdout")
+    mx.set_defaults(func=cmd_mismatches, action="export")
 
     p = sub.add_parser("lookups", help="lookup tables: misses seen by the engine")
     lsub = p.add_subparsers(dest="action", required=True)
