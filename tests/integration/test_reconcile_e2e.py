@@ -108,15 +108,16 @@ def test_reconcile_flags_exactly_the_five_study_scenario_then_resolves_when_corr
       events: the modality took the name from the worklist when it acquired the study,
       then registration corrected the patient's family name (ADT^A08 over MLLP), so the
       worklist has the new name and the PACS the old one -> ``name_mismatch``. (The
-      reverse, a PACS with a newer name than the RIS, would need the PACS to get ADT the
-      RIS missed, which is not how the feeds run.)
+      reverse, a PACS newer than the worklist, needs an ADT feed to the PACS that the
+      engine does not get.)
     * ACC9999: no order at all (an emergency exam) -> ``orphan_study``.
     * ACC0004: a duplicate order cancelled (NW then CA over MLLP) after the modality had
       fetched its worklist; the images still arrived -> ``cancelled_order_images``.
 
     Corrections: the PACS administrator replaces the typo'd study with a copy carrying
-    the order's accession and Study Instance UID (a PACS "link to order"), applies the
-    new name to the renamed patient's study, and removes the cancelled order's images;
+    the order's accession and Study Instance UID (keeping the modality's UID would rightly
+    leave a ``study_uid_mismatch``), applies the new name to the renamed patient's study
+    and removes the cancelled order's images;
     the RIS enters the missing order for the emergency exam (ORM NW over MLLP). The next
     pass resolves every flag (by the reconciler) and finds nothing new.
     """
@@ -143,6 +144,9 @@ def test_reconcile_flags_exactly_the_five_study_scenario_then_resolves_when_corr
     reconcile(engine, orthanc, SCU_AE)
     first = mismatches(engine)
     assert flag_pairs(first) == EXPECTED, [(m["type"], m["explanation"]) for m in first]
+    assert len(first) == len(EXPECTED), first  # one flag each, no duplicates
+    assert not [m for m in first if "ACC0001" in (m["details"].get("order_accession"),
+                                                  m["details"].get("study_accession"))]
     name = next(m for m in first if m["type"] == "name_mismatch")
     assert name["details"]["fields"] == "family", name
 
