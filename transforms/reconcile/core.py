@@ -1,9 +1,10 @@
 """``reconcile(orders, studies, rules)``: one full, pure reconciliation pass.
 
-Normalise both sides once, index the orders, pair every study (``pairing``), compare each
-pair (``compare``), then the order-side checks (open orders past the window with no study)
-and the MPPS checks (unscheduled MPPS; fewer instances in PACS than the MPPS reported).
-Mismatches come back de-duplicated by key, in a stable order.
+Normalise both sides once, index the orders, find split accessions (``grouping``), pair
+every study (``pairing``), compare each pair (``compare``), then the order-side checks (open
+orders past the window with no study, unless a grouped study lists their accession) and the
+MPPS checks (unscheduled MPPS; fewer instances in PACS than the MPPS reported). Mismatches
+come back de-duplicated by key, in a stable order.
 """
 
 from __future__ import annotations
@@ -14,7 +15,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from transforms.reconcile import normalise as n
-from transforms.reconcile.compare import compare
+from transforms.reconcile.compare import Context, compare
+from transforms.reconcile.grouping import (
+    covered_orders,
+    split_groups,
+    split_mismatches,
+    split_siblings,
+)
 from transforms.reconcile.mismatch import Mismatch, make
 from transforms.reconcile.pairing import OrderIndex, pair
 from transforms.reconcile.records import mpps_instance_count, order_view, study_view
@@ -52,16 +59,44 @@ def _mpps_checks(mpps: Sequence[Mapping[str, Any]], index: OrderIndex,
                        order_value=want, study_value=have, study_uid=study_uid)
 
 
+def resolve_merges(merged: Mapping[str, str] | None, rules: ReconcileRules) -> dict[str, str]:
+    """Old -> surviving patient ID, both normalised, chains followed to the last survivor
+    (A->B, B->C gives A->C); an ID in a merge cycle is left out (no survivor to remap to)."""
+    if not merged:
+        return {}
+    cfg = rules.normalise
+    direct: dict[str, str] = {}
+    for old, new in merged.items():
+        o, nw = n.patient_id(old, cfg), n.patient_id(new, cfg)
+        if o and nw and o != nw:
+            direct[o] = nw
+    out: dict[str, str] = {}
+    for old, first in direct.items():
+        seen, last = {old}, first
+        while last in direct and last not in seen:
+            seen.add(last)
+            last = direct[last]
+        if last not in seen:
+            out[old] = last
+    return out
+
+
 def reconcile(orders: Sequence[Mapping[str, Any]], studies: Sequence[Mapping[str, Any]],
               rules: ReconcileRules, *, mpps: Sequence[Mapping[str, Any]] = (),
-              today: str | dt.date | None = None) -> list[Mismatch]:
+              today: str | dt.date | None = None,
+              merged: Mapping[str, str] | None = None) -> list[Mismatch]:
     """Every mismatch between ``orders`` (worklist rows or MWL items) and ``studies``
     (study-level C-FIND answers), plus the MPPS checks. ``today`` (``YYYYMMDD``) enables
-    the order-without-study check; without it that check is skipped."""
+    the order-without-study check; without it that check is skipped. ``merged`` maps a
+    merged (old) patient ID to its surviving ID (``engine.store.reconcile_merges``): a
+    study under the old ID paired with the survivor's order is ``merged_patient_residue``."""
     order_views = [order_view(o, rules) for o in orders]
     study_views = [study_view(s, rules) for s in studies]
     index = OrderIndex(order_views)
-    pairs, taken = pair(study_views, index, rules)
+    merges = resolve_merges(merged, rules)
+    splits = split_groups(study_views, rules)
+    ctx = Context(merged=merges, split_of=split_siblings(splits))
+    pairs, taken = pair(study_views, index, rules, merges)
     found: dict[str, Mismatch] = {}
 
     def keep(items: Iterable[Mismatch | None]) -> None:
@@ -70,10 +105,12 @@ def reconcile(orders: Sequence[Mapping[str, Any]], studies: Sequence[Mapping[str
                 found[m.key] = m
 
     for p in pairs:
-        keep(compare(p, rules))
+        keep(compare(p, rules, ctx))
+    keep(split_mismatches(splits, index, rules))
     day = _today(today)
     if day is not None:
         window = rules.windows.order_without_study_days
+        taken |= covered_orders(study_views, index)
         for o in order_views:
             if (o.ref not in taken and o.status in rules.open_statuses and o.date is not None
                     and day - o.date > window):

@@ -1,7 +1,8 @@
 """The result type of reconciliation, and how one is built from the rules.
 
 A ``Mismatch`` carries its type, the severity the rules give that type, a stable ``key``
-(type + study ref + order ref: the store de-duplicates on it across runs), both sides'
+(type + study ref + order ref, plus the field for per-field types: the store
+de-duplicates on it across runs), both sides'
 references, the differing values, free-form ``details`` and a human explanation rendered
 from the rules' template. Templates only get identifiers of orders and studies (accession,
 shortened UIDs) and the differing values the type names; never a patient name.
@@ -49,8 +50,10 @@ class _Blank(dict[str, Any]):
 
 
 def make(rules: ReconcileRules, kind: str, *, order_ref: str | None, study_ref: str | None,
-         order_value: object = "", study_value: object = "", **details: Any) -> Mismatch | None:
-    """Build a mismatch of ``kind`` (``None`` when the rules disable it)."""
+         order_value: object = "", study_value: object = "", key_part: str = "",
+         **details: Any) -> Mismatch | None:
+    """Build a mismatch of ``kind`` (``None`` when the rules disable it). ``key_part``
+    (a field keyword) keeps one mismatch per field of a pair apart in the key."""
     spec = rules.types[kind]
     if not spec.enabled:
         return None
@@ -61,7 +64,7 @@ def make(rules: ReconcileRules, kind: str, *, order_ref: str | None, study_ref: 
             fields[f"{name}_short"] = short_uid(str(details[name]))
     return Mismatch(
         type=kind, severity=spec.severity,
-        key=f"{kind}|{study_ref or ''}|{order_ref or ''}",
+        key=f"{kind}|{study_ref or ''}|{order_ref or ''}" + (f"|{key_part}" if key_part else ""),
         order_ref=order_ref, study_ref=study_ref,
         order_value=str(order_value), study_value=str(study_value),
         explanation=spec.explain.format_map(fields),

@@ -2,14 +2,15 @@
 
 1. Study Instance UID; 2. accession number (an issuer present on both sides must agree);
 3. for studies still alone, candidate orders of the same (normalised) patient ID scheduled
-within the candidate window and, optionally, for a modality in the study. Candidates are
-taken from orders not already paired in steps 1-2, so one pass is O(orders + studies).
+within the candidate window and, optionally, for a modality in the study (a study under a
+merged, old patient ID also looks under the surviving ID). Candidates are taken from orders
+not already paired in steps 1-2, so one pass is O(orders + studies).
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from transforms.reconcile.records import OrderView, StudyView
@@ -41,12 +42,16 @@ class OrderIndex:
             if order.pid:
                 self.by_patient[order.pid].append(order)
 
-    def candidates(self, study: StudyView, rules: ReconcileRules,
-                   taken: set[str]) -> list[OrderView]:
+    def candidates(self, study: StudyView, rules: ReconcileRules, taken: set[str],
+                   merged: Mapping[str, str] | None = None) -> list[OrderView]:
         """Orders of the study's patient near its date, closest first."""
         window = rules.candidates.date_window_days
         found: list[tuple[int, OrderView]] = []
-        for order in self.by_patient.get(study.pid, ()):
+        orders = self.by_patient.get(study.pid, [])
+        survivor = merged.get(study.pid) if merged else None
+        if survivor:
+            orders = [*orders, *self.by_patient.get(survivor, ())]
+        for order in orders:
             if order.ref in taken:
                 continue
             if study.date is None or order.date is None:
@@ -69,9 +74,10 @@ def _issuer_ok(order: OrderView, study: StudyView, rules: ReconcileRules) -> boo
     return not a or not b or a == b
 
 
-def pair(studies: Sequence[StudyView], index: OrderIndex, rules: ReconcileRules
-         ) -> tuple[list[Pair], set[str]]:
-    """Every study with its pairing, and the refs of every order paired."""
+def pair(studies: Sequence[StudyView], index: OrderIndex, rules: ReconcileRules,
+         merged: Mapping[str, str] | None = None) -> tuple[list[Pair], set[str]]:
+    """Every study with its pairing, and the refs of every order paired (``merged``: old
+    normalised patient ID -> surviving one, for the candidate search)."""
     pairs: list[Pair | None] = [None] * len(studies)
     taken: set[str] = set()
     for i, study in enumerate(studies):
@@ -91,7 +97,7 @@ def pair(studies: Sequence[StudyView], index: OrderIndex, rules: ReconcileRules
                    key=lambda i: (studies[i].date or 0, studies[i].ref))  # input order free
     for i in alone:
         study = studies[i]
-        cands = index.candidates(study, rules, taken) if use_candidates else []
+        cands = index.candidates(study, rules, taken, merged) if use_candidates else []
         if cands:
             pairs[i] = Pair(study, (cands[0],), "candidates")
             taken.add(cands[0].ref)

@@ -3,14 +3,16 @@
 An order is a worklist row as ``engine.store.worklist`` keeps it (``attributes`` holding
 the MWL item, as a dict or its JSON text, plus ``sps_status``) or the bare MWL item. A study
 is a study-level C-FIND answer as a keyword -> value dict (``channels.pacs``). Both are
-normalised once, so pairing and comparing only touch plain strings and ints.
+normalised once, so pairing and comparing only touch plain strings and ints; the fields only
+some pairs need (procedure codes, physicians, raw text for the encoding checks) are read
+from ``raw`` (the item itself) when a pair is compared.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from transforms.reconcile import normalise as n
@@ -33,6 +35,7 @@ class Side:
     birth: str
     sex: str
     date: int | None
+    raw: Mapping[str, Any] = field(compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +48,8 @@ class OrderView(Side):
 class StudyView(Side):
     modalities: frozenset[str]
     instances: int | None
+    request_accessions: frozenset[str]
+    """Normalised accessions of the Request Attributes Sequence items (grouped studies)."""
 
 
 def _attributes(row: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -61,6 +66,35 @@ def _first(seq: object) -> Mapping[str, Any]:
     if isinstance(seq, list) and seq and isinstance(seq[0], Mapping):
         return seq[0]
     return {}
+
+
+def _path(item: Mapping[str, Any], path: str) -> Mapping[str, Any]:
+    """``A.B`` -> ``item[A][0][B][0]`` (``{}`` when any step is missing)."""
+    for keyword in path.split("."):
+        item = _first(item.get(keyword))
+        if not item:
+            break
+    return item
+
+
+def code(item: Mapping[str, Any], sources: list[str]) -> tuple[str, str]:
+    """(Code Value, Coding Scheme Designator) of the first code sequence in ``sources``
+    that has a code value; ``("", "")`` when none has."""
+    for source in sources:
+        found = _path(item, source)
+        value = n.text(found.get("CodeValue") or found.get("LongCodeValue"))
+        if value:
+            return value, n.text(found.get("CodingSchemeDesignator"))
+    return "", ""
+
+
+def _request_accessions(item: Mapping[str, Any], case_insensitive: bool) -> frozenset[str]:
+    seq = item.get("RequestAttributesSequence")
+    if not isinstance(seq, list) or not seq:
+        return frozenset()
+    accs = (n.accession(r.get("AccessionNumber"), case_insensitive)
+            for r in seq if isinstance(r, Mapping))
+    return frozenset(a for a in accs if a)
 
 
 def _acc_issuer(item: Mapping[str, Any]) -> str:
@@ -100,6 +134,7 @@ def order_view(row: Mapping[str, Any], rules: ReconcileRules) -> OrderView:
         date=n.date_ordinal(sps.get("ScheduledProcedureStepStartDate")),
         modality=n.modality(sps.get("Modality"), rules.normalise),
         status=status,
+        raw=item,
         **common,
     )
 
@@ -113,6 +148,8 @@ def study_view(item: Mapping[str, Any], rules: ReconcileRules) -> StudyView:
         date=n.date_ordinal(item.get("StudyDate")),
         modalities=n.modalities(mods, rules.normalise),
         instances=int(raw_count) if raw_count.isdigit() else None,
+        request_accessions=_request_accessions(item, rules.accession.case_insensitive),
+        raw=item,
         **common,
     )
 

@@ -24,6 +24,8 @@ MISMATCH_TYPES = (
     "different_patient", "patient_id_mismatch", "issuer_mismatch", "name_mismatch",
     "birth_date_mismatch", "sex_mismatch", "modality_mismatch", "study_date_mismatch",
     "cancelled_order_images", "unscheduled_mpps", "completeness_mismatch",
+    "procedure_code_mismatch", "merged_patient_residue", "study_split", "grouped_study",
+    "physician_mismatch", "encoding_defect",
 )
 
 
@@ -110,10 +112,48 @@ class NormaliseConfig(_Model):
     modality: ModalityConfig = ModalityConfig()
 
 
+class ProcedureCodeConfig(_Model):
+    order_sources: list[str] = ["RequestedProcedureCodeSequence"]
+    """Where the order's code is, first found wins (``A.B`` is ``A[0].B[0]``)."""
+    study_sources: list[str] = ["ProcedureCodeSequence",
+                                "RequestAttributesSequence.RequestedProcedureCodeSequence"]
+    compare_scheme: bool = True
+    """Coding Scheme Designators present on both sides must agree too."""
+    case_insensitive: bool = True
+    scheme_aliases: dict[str, str] = {}
+    """Scheme designator -> the one it compares as (e.g. ``99LOCAL: LOCAL``)."""
+
+    @cached_property
+    def canonical_schemes(self) -> dict[str, str]:
+        return {k.upper(): v.upper() for k, v in self.scheme_aliases.items()}
+
+    def scheme(self, designator: str) -> str:
+        """A Coding Scheme Designator as it compares (upper case, aliases applied)."""
+        key = designator.upper()
+        return self.canonical_schemes.get(key, key)
+
+
+class PhysicianConfig(_Model):
+    fields: dict[str, str] = {"ReferringPhysicianName": "ReferringPhysicianName",
+                              "RequestingPhysician": "RequestingPhysician"}
+    """Order keyword -> study keyword; each pair compared when both sides have a name."""
+
+
+class EncodingConfig(_Model):
+    max_length: dict[str, int] = {}
+    """Keyword -> VR maximum length: the fields checked for charset damage and truncation
+    (a value exactly this long on one side, longer with the same start on the other)."""
+    replacement_chars: str = "\ufffd"
+    """Characters a decoder puts in place of bytes it could not read."""
+    mojibake: bool = True
+    """Flag UTF-8 text read as a single-byte charset (``MÃ¼LLER`` for ``MÜLLER``)."""
+
+
 class TypeConfig(_Model):
     severity: Severity
     explain: str
     enabled: bool = True
+    """``false`` turns the check off (nothing of this type is reported)."""
 
 
 class ReconcileRules(_Model):
@@ -126,6 +166,9 @@ class ReconcileRules(_Model):
     windows: WindowsConfig = WindowsConfig()
     order_statuses: OrderStatusesConfig = OrderStatusesConfig()
     normalise: NormaliseConfig = NormaliseConfig()
+    procedure_code: ProcedureCodeConfig = ProcedureCodeConfig()
+    physician: PhysicianConfig = PhysicianConfig()
+    encoding: EncodingConfig = EncodingConfig()
     types: dict[str, TypeConfig]
 
     @model_validator(mode="after")

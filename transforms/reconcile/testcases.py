@@ -3,8 +3,9 @@
 The file names the rules (``rules:``, relative to itself), ``defaults`` (a base ``order``,
 ``study`` and ``today``) and ``tests``: each case gives ``order``/``orders``,
 ``study``/``studies`` (merged over the defaults; ``null`` for none), optional ``mpps`` and
-``expect`` - the exact list of mismatch types found, each optionally with ``severity`` and
-``explains`` (a substring of the explanation). ``run_rule_tests`` returns one result per
+``merged`` (patient merges: old ID -> surviving ID) and ``expect`` - the exact list of
+mismatch types found, each optionally with ``severity`` and ``explains`` (a substring of
+the explanation). ``run_rule_tests`` returns one result per
 case; the pytest hook in ``tests/transforms/reconcile`` parametrises over them.
 """
 
@@ -58,6 +59,7 @@ def run_case(case: Mapping[str, Any], defaults: Mapping[str, Any], rules: Reconc
     found = reconcile(
         _side(case, defaults, "order", "orders"), _side(case, defaults, "study", "studies"),
         rules, mpps=case.get("mpps") or [], today=case.get("today", defaults.get("today")),
+        merged=case.get("merged"),
     )
     want = [e if isinstance(e, Mapping) else {"type": e} for e in case.get("expect") or []]
     got_types = sorted(m.type for m in found)
