@@ -35,6 +35,9 @@ SAFE_KEYS = frozenset(
         "file", "problems", "since", "signal", "delay_s", "pid", "data_dir",
         "store", "frames", "junk_bytes", "type", "tls", "timeout_s", "ready",
         "errors", "warnings", "changed", "total", "url", "topic", "step",
+        # reconciliation passes: counts and the trigger, never a patient value
+        "trigger", "kind", "studies_read", "orders", "studies", "new", "seen_again",
+        "reopened", "resolved", "flagged", "notifications",
     }
 )
 REDACTED = "[redacted]"
