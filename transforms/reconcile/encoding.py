@@ -34,7 +34,7 @@ def _replaced(bad: str, good: str, marks: str) -> bool:
         return False
     skeleton_bad = "".join(c for c in bad if c not in marks)
     skeleton_good = "".join(c for c in good if c.isascii())
-    return skeleton_bad == skeleton_good
+    return skeleton_bad.upper() == skeleton_good.upper()
 
 
 def _questioned(bad: str, good: str, unknown: str) -> bool:
@@ -43,7 +43,7 @@ def _questioned(bad: str, good: str, unknown: str) -> bool:
         return False
     hit = False
     for x, y in zip(bad, good, strict=True):
-        if x == y:
+        if x == y or x.upper() == y.upper():  # per character: "ß".upper() is "SS"
             continue
         if x in unknown and not y.isascii():
             hit = True
@@ -54,7 +54,7 @@ def _questioned(bad: str, good: str, unknown: str) -> bool:
 
 def _mojibake(bad: str, good: str) -> bool:
     """``bad`` is ``good`` encoded as UTF-8 and decoded as a single-byte charset (both as
-    received: case folding first would change the bytes)."""
+    received: folding case first would change the bytes)."""
     data = good.encode("utf-8")
     for charset in ("latin-1", "cp1252"):
         try:
@@ -71,24 +71,24 @@ def _truncated(short: str, long: str, max_length: int) -> bool:
 
 def defect(order_value: str, study_value: str, max_length: int, rules: ReconcileRules
            ) -> Defect | None:
-    """The defect that explains why two (stripped) values differ, if one does."""
-    a, b = order_value.upper(), study_value.upper()
+    """The defect that explains why two (stripped) values differ, if one does. Case is
+    ignored, character by character (``"ß".upper()`` is two characters)."""
+    a, b = order_value, study_value
     if a == b:
         return None
-    if _truncated(a, b, max_length):
+    if _truncated(a.upper(), b.upper(), max_length):
         return Defect(f"truncated at {max_length} characters", "order")
-    if _truncated(b, a, max_length):
+    if _truncated(b.upper(), a.upper(), max_length):
         return Defect(f"truncated at {max_length} characters", "study")
     if a.isascii() and b.isascii():
         return None
     cfg = rules.encoding
     unknown = rules.normalise.patient_name.unknown_chars
-    sides = ((a, b, order_value, study_value, "order"), (b, a, study_value, order_value, "study"))
-    for bad, good, bad_raw, good_raw, side in sides:
+    for bad, good, side in ((a, b, "order"), (b, a, "study")):
         if cfg.replacement_chars and _replaced(bad, good, cfg.replacement_chars):
             return Defect("unreadable characters replaced (U+FFFD)", side)
         if _questioned(bad, good, unknown):
             return Defect("'?' in place of non-ASCII letters", side)
-        if cfg.mojibake and _mojibake(bad_raw, good_raw):
+        if cfg.mojibake and _mojibake(bad, good):
             return Defect("UTF-8 read as a single-byte character set", side)
     return None
