@@ -2,7 +2,14 @@
 
 ``study_identifier`` asks for the keys reconciliation compares; ``study_record`` turns an
 answer into the keyword -> value dict ``transforms.reconcile`` reads (PN as text,
-multi-valued as lists, the accession issuer flattened to ``IssuerOfAccessionNumber``).
+multi-valued as lists, sequences as lists of such dicts, the accession issuer flattened to
+``IssuerOfAccessionNumber``).
+
+``SEQUENCE_KEYS`` (procedure code, request attributes) are asked as empty sequences, which
+returns whole items. Orthanc answers them at study level from a stored instance (they are
+not main DICOM tags: each answer costs a read unless configured as ``ExtraMainDicomTags``,
+and ``StorageAccessOnFind: Never`` drops them); a PACS that does not return them only
+leaves the procedure-code and grouped-study checks without data.
 ``date_windows`` splits a long range so that no single answer set grows without bound.
 """
 
@@ -19,8 +26,9 @@ from pydicom.valuerep import PersonName
 RETURN_KEYS = (
     "StudyInstanceUID", "AccessionNumber", "PatientID", "IssuerOfPatientID", "PatientName",
     "PatientBirthDate", "PatientSex", "StudyDate", "StudyTime", "ModalitiesInStudy",
-    "NumberOfStudyRelatedInstances",
+    "NumberOfStudyRelatedInstances", "ReferringPhysicianName", "RequestingPhysician",
 )
+SEQUENCE_KEYS = ("ProcedureCodeSequence", "RequestAttributesSequence")
 
 
 def date_windows(start: dt.date, end: dt.date, days: int) -> list[tuple[dt.date, dt.date]]:
@@ -36,13 +44,17 @@ def date_windows(start: dt.date, end: dt.date, days: int) -> list[tuple[dt.date,
     return out
 
 
-def study_identifier(start: dt.date, end: dt.date, *, accession_issuer: bool = False
-                     ) -> Dataset:
-    """A Study Root, STUDY level identifier for studies dated ``start``..``end``."""
+def study_identifier(start: dt.date, end: dt.date, *, accession_issuer: bool = False,
+                     sequences: bool = True) -> Dataset:
+    """A Study Root, STUDY level identifier for studies dated ``start``..``end``
+    (``sequences``: also ask for ``SEQUENCE_KEYS``)."""
     ds = Dataset()
     ds.QueryRetrieveLevel = "STUDY"
     for key in RETURN_KEYS:
         setattr(ds, key, "")
+    if sequences:
+        for key in SEQUENCE_KEYS:
+            setattr(ds, key, DicomSequence([]))
     ds.StudyDate = (start.strftime("%Y%m%d") if start == end
                     else f"{start:%Y%m%d}-{end:%Y%m%d}")
     if accession_issuer:
@@ -50,9 +62,20 @@ def study_identifier(start: dt.date, end: dt.date, *, accession_issuer: bool = F
     return ds
 
 
+def _item(ds: Dataset) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for elem in ds:
+        if elem.keyword:
+            value = _value(elem.value)
+            out[elem.keyword] = "" if value is None else value
+    return out
+
+
 def _value(value: object) -> Any:
     if isinstance(value, PersonName):
         return str(value)
+    if isinstance(value, DicomSequence):
+        return [_item(item) for item in value]
     if isinstance(value, MultiValue):
         return [_value(v) for v in value]
     if isinstance(value, bytes):
@@ -63,7 +86,7 @@ def _value(value: object) -> Any:
 def study_record(ds: Dataset) -> dict[str, Any]:
     """A C-FIND answer as a plain dict of the returned keys (absent keys omitted)."""
     out: dict[str, Any] = {}
-    for key in RETURN_KEYS:
+    for key in (*RETURN_KEYS, *SEQUENCE_KEYS):
         if key in ds:
             value = _value(ds[key].value)
             out[key] = "" if value is None else value
