@@ -418,14 +418,19 @@ async def _reconcile(args: argparse.Namespace, cfg: Any) -> int:
     store = _store_for(cfg, args.config)
     await store.open()
     try:
-        summary, n = await run_pass(store, Path(args.config).resolve().parent, args)
+        result = await run_pass(store, Path(args.config).resolve().parent, args, cfg)
     except Exception as exc:
         print(f"radbridge reconcile: {exc}", file=sys.stderr)
         return EXIT_FAIL
     finally:
         await store.aclose()
-    print(f"{n} studies read; mismatches: {summary.new} new, {summary.seen_again} seen again, "
-          f"{summary.reopened} reopened, {summary.resolved} resolved")
+    s = result.summary
+    print(f"{result.studies_read} studies read; {result.orders} orders and {result.studies}"
+          f" studies compared ({result.kind} pass); mismatches: {s.new} new,"
+          f" {s.seen_again} seen again, {s.reopened} reopened, {s.resolved} resolved;"
+          f" {result.notifications} notifications queued")
+    for warning in result.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     return EXIT_OK
 
 
@@ -559,8 +564,14 @@ def build_parser() -> argparse.ArgumentParser:
     wl.set_defaults(func=cmd_worklist, action="list")
 
     p = sub.add_parser("reconcile", help="run a reconciliation pass against the PACS now")
-    p.add_argument("--days", type=int, default=7, help="study dates to read, back from today")
-    p.add_argument("--rules", default="mappings/reconcile.yml")
+    p.add_argument("--days", type=int, default=None,
+                   help="study dates to read, back from today (default: the channel's"
+                        " schedule.days, else 7)")
+    p.add_argument("--full", action="store_true",
+                   help="compare every stored order and study, not only the window")
+    p.add_argument("--channel", help="the pacs_reconciler channel to use (default: the only one)")
+    p.add_argument("--rules", default=None,
+                   help="rules file (default: the channel's, else mappings/reconcile.yml)")
     p.add_argument("--pacs-host")
     p.add_argument("--pacs-port")
     p.add_argument("--pacs-aet")

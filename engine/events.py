@@ -171,7 +171,17 @@ class MismatchFlagged(Event):
     event: Literal["mismatch_flagged"] = "mismatch_flagged"
     mismatch_id: int = 0
     kind: str = ""
+    """The mismatch type (``mappings/reconcile.yml``), e.g. ``accession_mismatch``."""
     severity: str = ""
+    """critical, high, medium or low."""
+    change: Literal["new", "reopened", "changed"] = "new"
+    """New, found again after it was resolved, or its severity or values changed."""
+    explanation: str = ""
+    """The human explanation (identifiers of orders and studies only, no names)."""
+    order_ref: str = ""
+    """The worklist step (``study_uid/sps_id``), when the mismatch has an order side."""
+    study_ref: str = ""
+    """The PACS study (Study Instance UID) or ``mpps:<uid>``, when it has a study side."""
 
 
 EVENT_MODELS: tuple[type[Event], ...] = (

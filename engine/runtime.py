@@ -47,10 +47,17 @@ def _noop() -> None:
 
 
 def _attach_routes(source: Source, routes: list[Route]) -> None:
-    """Sources that produce deliveries themselves (the MPPS service) get the channel's routes."""
+    """Sources that produce deliveries themselves (the MPPS service, the reconciler) get the
+    channel's routes."""
     attach = getattr(source, "attach_routes", None)
     if attach is not None:
         attach(routes)
+
+
+def _source_status(source: Source) -> dict[str, Any]:
+    """Extra ``/health`` details a source offers (e.g. the reconciler's PACS reachability)."""
+    status = getattr(source, "status", None)
+    return dict(status()) if callable(status) else {}
 
 
 def queue_name(channel: str, destination: str) -> str:
@@ -180,6 +187,9 @@ class Engine:
                 self._stop_channel(cname)
             source = srcs[ch.source.type](cname, ch.source, self.metrics)
             source.store = self.store
+            bind = getattr(source, "bind", None)
+            if callable(bind):
+                bind(self.base_dir)  # sources that read files (rules) relative to channels.yaml
             _attach_routes(source, routes)
             chan = _Channel(cname, ch, pipeline, source)
             chan.task = self._tg.create_task(self._supervise(chan), name=f"source:{cname}")
@@ -387,7 +397,7 @@ class Engine:
                 "uptime_s": round(time.time() - self.started_at, 1),
                 "listeners": {
                     c.name: {"ready": c.ready.is_set(), "port": c.source.bound_port,
-                             "restarts": c.restarts}
+                             "restarts": c.restarts, **_source_status(c.source)}
                     for c in self.channels.values()
                 },
             }

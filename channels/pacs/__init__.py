@@ -6,15 +6,24 @@ with pynetdicom (TCP_NODELAY on). The runtime calls ``find_studies`` in a worker
 runs ``transforms.reconcile.reconcile`` on them.
 """
 
-from channels.pacs.find import PACSFindConfig, PACSQueryError, afind_studies, find_studies
+from channels.pacs.find import (
+    PACSFindConfig,
+    PACSQueryError,
+    afind_by_keys,
+    afind_studies,
+    find_by_keys,
+    find_studies,
+)
 from channels.pacs.query import RETURN_KEYS, date_windows, study_identifier, study_record
 
 __all__ = [
     "RETURN_KEYS",
     "PACSFindConfig",
     "PACSQueryError",
+    "afind_by_keys",
     "afind_studies",
     "date_windows",
+    "find_by_keys",
     "find_studies",
     "study_identifier",
     "study_record",

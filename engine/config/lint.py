@@ -47,6 +47,11 @@ def lint(model: Any, loaded: Any, filename: str) -> list[ConfigProblem]:
                     problems.append(ConfigProblem(
                         filename, line, col, f"port {port} is already used by {owner}"))
             ports[(host, port)] = f"channel {cname}"
+        check_files = getattr(ch.source, "check_files", None)
+        if callable(check_files):  # e.g. the reconciler's rules file
+            for fname, problem in check_files(base):
+                line, col = _mark(loaded, ("channels", cname, "source", fname))
+                problems.append(ConfigProblem(filename, line, col, problem))
         names = [d.name for d in ch.destinations]
         if ch.mapping:
             problems += _lint_mapping(base, ch.mapping, ("channels", cname, "mapping"), loaded,

@@ -38,3 +38,11 @@ CREATE TABLE IF NOT EXISTS mismatches (
 CREATE INDEX IF NOT EXISTS mismatches_status ON mismatches (status, severity, last_seen);
 CREATE INDEX IF NOT EXISTS mismatches_order  ON mismatches (order_ref);
 CREATE INDEX IF NOT EXISTS mismatches_study  ON mismatches (study_ref);
+
+-- What the reconciler keeps between passes (e.g. `mpps_after`: the MPPS high-water mark,
+-- so each ended MPPS triggers one check of its study, also across restarts).
+CREATE TABLE IF NOT EXISTS reconcile_state (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS mpps_updated ON mpps (updated_at);
