@@ -80,7 +80,7 @@ class _Data:
     studies: list[dict[str, Any]]
     mpps: list[dict[str, Any]]
     gone: frozenset[str] = frozenset()
-    """Study refs of open mismatches, in scope even when the PACS no longer has them."""
+    """Studies the PACS stopped returning: in scope, so their flags can resolve."""
 
 
 def _day(d: dt.date) -> str:
@@ -109,22 +109,22 @@ def _merge_studies(*groups: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _load_window(conn: sqlite3.Connection, window: tuple[str, str], orders_window: tuple[str, str],
-                 since: float) -> _Data:
-    """The window's studies and the orders scheduled around it, one hop of UID/accession
-    references either way, and everything an open mismatch is about (so that it can be
-    resolved even when its order lost its date or its study left the PACS)."""
-    open_orders, open_studies = rstore.open_refs(conn)
-    studies = _merge_studies(rstore.load_studies(conn, window=window),
-                             rstore.load_studies(conn, uids=open_studies))
+                 since: float, gone: frozenset[str]) -> _Data:
+    """The window's studies and the orders scheduled around it, plus one hop of UID /
+    accession references either way; ``gone``: studies the PACS no longer returns, whose
+    open mismatches' orders are compared again (an order may have lost its date, e.g. a
+    cancel without a start time)."""
+    studies = rstore.load_studies(conn, window=window)
     uids, accs = _uids_accessions(studies)
-    order_uids = sorted(set(uids) | {ref.split("/", 1)[0] for ref in open_orders})
+    order_uids = sorted(set(uids) | {ref.split("/", 1)[0]
+                                     for ref in rstore.open_refs(conn, sorted(gone))})
     orders = rstore.load_orders(conn, window=orders_window, uids=order_uids, accessions=accs)
     o_uids, o_accs = _uids_accessions(orders)
     extra = rstore.load_studies(conn, uids=o_uids, accessions=o_accs)
     studies = _merge_studies(studies, extra)
     all_uids = sorted(set(uids) | set(o_uids))
     return _Data(orders, studies, rstore.load_mpps(conn, study_uids=all_uids, since=since),
-                 frozenset(open_studies))
+                 gone)
 
 
 def _load_all(conn: sqlite3.Connection) -> _Data:
@@ -139,7 +139,7 @@ def _scope(ctx: PassContext, data: _Data) -> rstore.Scope:
     orders = frozenset(order_view(o, ctx.rules).ref for o in data.orders)
     studies = {study_view(s, ctx.rules).ref for s in data.studies}
     studies |= {f"mpps:{m['sop_instance_uid']}" for m in data.mpps}
-    studies |= {ref for ref in data.gone if not ref.startswith("mpps:")}
+    studies |= data.gone
     studies |= {str(m["study_instance_uid"]) for m in data.mpps if m.get("study_instance_uid")}
     return rstore.Scope(orders, frozenset(studies))
 
@@ -150,9 +150,22 @@ async def window_pass(ctx: PassContext, *, days: int, today: dt.date | None = No
     today = today or dt.date.today()
     start = today - dt.timedelta(days=days)
     answers = await afind_studies(ctx.pacs, start, today)
+    return await apply_window(ctx, answers, start, today, full=full)
+
+
+async def apply_window(ctx: PassContext, answers: Sequence[Mapping[str, Any]],
+                       start: dt.date, today: dt.date, *, full: bool = False) -> PassResult:
+    """The rest of a windowed pass once the PACS answered for ``start``..``today`` (the
+    benchmark feeds recorded answers here)."""
     window = (_day(start), _day(today))
-    await ctx.store.write_tx(lambda c: rstore.replace_studies(
-        c, answers, ctx.source, window=window))
+    returned = frozenset(str(a.get("StudyInstanceUID", "")) for a in answers)
+
+    def replace(conn: sqlite3.Connection) -> frozenset[str]:
+        before = rstore.snapshot_uids(conn, ctx.source, window)
+        rstore.replace_studies(conn, answers, ctx.source, window=window)
+        return frozenset(before - returned)
+
+    gone = await ctx.store.write_tx(replace)
     if full:
         data = await ctx.store.read_tx(_load_all)
     else:
@@ -161,7 +174,7 @@ async def window_pass(ctx: PassContext, *, days: int, today: dt.date | None = No
                          _day(today + dt.timedelta(days=tol)))
         since = dt.datetime.combine(start, dt.time()).timestamp()
         data = await ctx.store.read_tx(
-            lambda c: _load_window(c, window, orders_window, since))
+            lambda c: _load_window(c, window, orders_window, since, gone))
     found = _run_rules(ctx, data, today)
     scope = None if full else _scope(ctx, data)
     return await _record(ctx, "full" if full else "window", found, scope, data, len(answers))

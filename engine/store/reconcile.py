@@ -176,18 +176,21 @@ def load_mpps(conn: sqlite3.Connection, *, study_uids: Sequence[str] | None = No
             for r in conn.execute(sql, args)]
 
 
-def open_refs(conn: sqlite3.Connection) -> tuple[list[str], list[str]]:
-    """Order refs and study refs (no ``mpps:``) of open or acknowledged mismatches."""
-    orders: set[str] = set()
-    studies: set[str] = set()
-    for order_ref, study_ref in conn.execute(
-            "SELECT order_ref, study_ref FROM mismatches"
-            " WHERE status IN ('open', 'acknowledged')"):
-        if order_ref:
-            orders.add(order_ref)
-        if study_ref and not study_ref.startswith("mpps:"):
-            studies.add(study_ref)
-    return sorted(orders), sorted(studies)
+def snapshot_uids(conn: sqlite3.Connection, source: str, window: tuple[str, str]) -> set[str]:
+    """Study Instance UIDs of ``source``'s snapshot dated inside ``window``."""
+    return {r[0] for r in conn.execute(
+        "SELECT study_instance_uid FROM pacs_studies WHERE source = ?"
+        " AND study_date BETWEEN ? AND ?", (source, *window))}
+
+
+def open_refs(conn: sqlite3.Connection, study_refs: Sequence[str]) -> list[str]:
+    """Order refs of open or acknowledged mismatches about these studies."""
+    if not study_refs:
+        return []
+    clause, args = _in("study_ref", study_refs)
+    return sorted({r[0] for r in conn.execute(
+        "SELECT order_ref FROM mismatches WHERE status IN ('open', 'acknowledged')"
+        f" AND order_ref IS NOT NULL AND {clause}", args)})
 
 
 def due_mpps(conn: sqlite3.Connection, after: float, until: float, limit: int = 500

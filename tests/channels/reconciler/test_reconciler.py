@@ -78,6 +78,7 @@ async def add_orders(store: SQLiteStore, *orders: dict[str, Any]) -> None:
 
 
 async def mismatches(store: SQLiteStore, status: str | None = None) -> list[dict[str, Any]]:
+    """Every mismatch (``status``: only those)."""
     return await store.read_tx(lambda c: rstore.list_mismatches(c, status=status))
 
 
@@ -278,3 +279,21 @@ def test_validate_reports_a_missing_rules_file(tmp_path: Path) -> None:
     bad = cfg.model_copy(update={"rules": "bad.yml"})
     [(field, problem)] = bad.check_files(tmp_path)
     assert field == "rules" and "bad.yml" in problem
+
+
+async def test_study_gone_from_pacs_resolves_its_flag_even_for_an_undated_order(
+    store: SQLiteStore, orthanc: Orthanc, tmp_path: Path  # noqa: F811
+) -> None:
+    # a cancel without a start time leaves the step undated: no window reaches the order
+    cancelled = order(41, status="CANCELED")
+    del cancelled["ScheduledProcedureStepSequence"][0]["ScheduledProcedureStepStartDate"]
+    await add_orders(store, cancelled)
+    storescu(orthanc, [study_file(tmp_path, 41)])
+    ctx = PassContext(store, RULES, pacs_cfg(orthanc), "pacs_check")
+    await window_pass(ctx, days=1)
+    assert ("cancelled_order_images", "open") in kinds(await mismatches(store))
+    orthanc_delete(orthanc, order(41)["StudyInstanceUID"])  # images removed from the PACS
+    second = await window_pass(ctx, days=1)
+    assert second.summary.resolved == 1
+    [row] = [r for r in await mismatches(store) if r["type"] == "cancelled_order_images"]
+    assert (row["status"], row["who"], row["why"]) == ("resolved", "reconciler", "no longer found")
