@@ -11,9 +11,10 @@ Triggers:
 * on demand: ``radbridge reconcile`` (the CLI runs the same passes).
 
 Passes never overlap. A PACS that cannot be reached is reported (log ``reconcile_failed``
-with the peer and the reason, ``/health`` under the channel) and tried again after
-``retry_s``; it never stops the engine. ``dispatch`` is not used: the reconciler produces
-its notifications itself (:mod:`channels.reconciler.passes`).
+with the peer and the reason, at once and then every 15 minutes while it stays down;
+``/health`` under the channel) and tried again after ``retry_s``; it never stops the
+engine. ``dispatch`` is not used: the reconciler produces its notifications itself
+(:mod:`channels.reconciler.passes`).
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ from transforms.reconcile.rules import ReconcileRulesError, load_rules
 log = get_logger("radbridge.reconciler")
 
 MPPS_MARK = "mpps_after"
+WARN_EVERY_S = 900.0
+"""While the PACS stays down with the same reason, ``reconcile_failed`` is logged this often."""
 
 
 @register_source
@@ -51,6 +54,7 @@ class PACSReconciler(Source):
         self.base_dir = Path()
         self.routes: list[Any] = []
         self._lock = asyncio.Lock()
+        self._warned = 0.0
         self.state: dict[str, Any] = {"pacs": "not queried yet", "last_pass": None,
                                       "last_error": None, "passes": 0, "failures": 0}
 
@@ -91,10 +95,14 @@ class PACSReconciler(Source):
                 result: PassResult = await coro
             except (PACSQueryError, TimeoutError, OSError) as exc:
                 reason = str(exc) or type(exc).__name__
+                repeat = self.state["last_error"] == reason
                 self.state.update(pacs=f"unreachable: {reason}", last_error=reason,
                                   failures=self.state["failures"] + 1)
-                log.warning("reconcile_failed", channel=self.name, trigger=what, peer=peer,
-                            reason=reason)
+                now = time.monotonic()
+                if not repeat or now - self._warned >= WARN_EVERY_S:  # no log flood
+                    self._warned = now
+                    log.warning("reconcile_failed", channel=self.name, trigger=what,
+                                peer=peer, reason=reason, count=self.state["failures"])
                 return None
         self.state.update(pacs="reachable", last_error=None, passes=self.state["passes"] + 1,
                           last_pass={**result.log_fields(), "trigger": what,
