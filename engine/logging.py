@@ -197,21 +197,42 @@ class EventLine:
     Lines are queued and written once per event-loop iteration (one ``write`` for many
     lines; structlog lines written in between flush the queue first, so the order is
     kept). Console output, bound context variables or no running loop: structlog.
+
+    The line is rendered by a function generated once per key set (one f-string, no
+    loop over the keys); a ``str`` value costs one C call to the JSON string encoder.
     """
 
-    __slots__ = ("_fallback", "_gen", "_heads", "_keys", "_levelno", "_safe", "level", "name")
+    __slots__ = ("_fallback", "_gen", "_keys", "_levelno", "_render", "_render_phi",
+                 "level", "name")
 
     def __init__(self, name: str, keys: Sequence[str], level: str = "info") -> None:
         self.name = name
         self.level = level
         self._levelno = logging.getLevelNamesMapping()[level.upper()]
         self._keys = tuple(keys)
-        self._safe = tuple(k in SAFE_KEYS for k in self._keys)
-        self._heads = tuple(
-            ("{" if i == 0 else ", ") + _enc(k) + ": " for i, k in enumerate(self._keys)
-        )
+        self._render = self._compile(redact=True)
+        self._render_phi = self._compile(redact=False)
         self._fallback: Any = None
         self._gen = -1
+
+    def _compile(self, *, redact: bool) -> Any:
+        args = [f"v{i}" for i in range(len(self._keys))]
+        parts = []
+        for i, key in enumerate(self._keys):
+            head = ("{{" if i == 0 else ", ") + _enc(key).replace("{", "{{").replace("}", "}}")
+            if redact and key not in SAFE_KEYS:
+                parts.append(f'{head}: "{REDACTED}"')
+            else:
+                v = args[i]
+                parts.append(f"{head}: {{_enc({v}) if {v}.__class__ is str else _value({v})}}")
+        tail = (', "event": {_enc(event)}, "level": "' + self.level
+                + '", "timestamp": "{_timestamp(_now())}"}}')
+        src = (f"def render(event, {', '.join(args)}):\n"
+               f"    return f'{''.join(parts)}{tail}'\n")
+        scope: dict[str, Any] = {"_enc": _enc, "_value": _value, "_timestamp": _timestamp,
+                                 "_now": time.time}
+        exec(compile(src, f"<EventLine {self.name}>", "exec"), scope)
+        return scope["render"]
 
     def emit(self, event: str, *values: Any) -> None:
         """Write one line; ``values`` in the order of the keys given at construction."""
@@ -224,14 +245,9 @@ class EventLine:
             kw = dict(zip(self._keys, values, strict=True))
             getattr(self._fallback, self.level)(event, **kw)
             return
-        phi = _phi_allowed
-        parts = [
-            head + (_value(v) if phi or safe else '"[redacted]"')
-            for head, safe, v in zip(self._heads, self._safe, values, strict=True)
-        ]
-        parts.append(f', "event": {_enc(event)}, "level": "{self.level}", '
-                     f'"timestamp": "{_timestamp(time.time())}"}}')
-        line = "".join(parts)
+        if len(values) != len(self._keys):
+            raise TypeError(f"{len(self._keys)} values expected, got {len(values)}")
+        line = (self._render_phi if _phi_allowed else self._render)(event, *values)
         global _flush_scheduled
         with _pending_lock:
             _pending.append(line)

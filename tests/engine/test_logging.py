@@ -41,3 +41,34 @@ def test_level_filters(stream: io.StringIO) -> None:
     get_logger().info("quiet_event")
     get_logger().warning("loud_event")
     assert "quiet_event" not in stream.getvalue() and "loud_event" in stream.getvalue()
+
+
+def test_event_line_renders_like_structlog_and_redacts(stream: io.StringIO) -> None:
+    from engine.logging import EventLine, _flush_pending
+
+    keys = ("channel", "message_id", "control_id", "reason", "duration_ms", "patient_name")
+    line = EventLine("radbridge.test", keys)
+    values = ("ris", 7, 'C"1\\{x}', None, 1.25, "DOE^JANE")
+    line.emit("message_processed", *values)
+    get_logger("radbridge.test").info("message_processed", **dict(zip(keys, values,
+                                                                      strict=True)))
+    _flush_pending()
+    fast, slow = (json.loads(x) for x in stream.getvalue().splitlines())
+    slow.pop("logger", None)
+    assert fast.pop("timestamp")[:10] == slow.pop("timestamp")[:10]
+    assert fast == slow
+    assert fast["patient_name"] == REDACTED and "DOE" not in stream.getvalue()
+    assert list(fast)[:6] == list(keys)
+
+
+def test_event_line_writes_phi_only_when_asked() -> None:
+    from engine.logging import EventLine, _flush_pending
+
+    s = io.StringIO()
+    configure_logging("info", "json", phi=True, stream=s)
+    try:
+        EventLine("radbridge.test", ("channel", "patient_name")).emit("seen", "ris", "DOE")
+        _flush_pending()
+        assert json.loads(s.getvalue())["patient_name"] == "DOE"
+    finally:
+        configure_logging("info", "json", stream=io.StringIO())
