@@ -29,7 +29,7 @@ from engine.hl7 import (
     should_send_accept_ack,
     sniff_msh18,
 )
-from engine.hl7.ack import expected_ack_mode
+from engine.hl7.ack import expected_ack_mode, wants_ack
 from engine.logging import EventLine, get_logger
 from engine.metrics import Metrics
 from engine.store.base import InboundRecord, NewDelivery, Store
@@ -57,6 +57,7 @@ def type_matches(message_type: str, patterns: Sequence[str]) -> bool:
 
 
 _CODECS: dict[str, str] = {}
+_SNIFF_WINDOW = 1 << 16  # sniff_msh18 reads MSH-18 within the first 64 KiB
 
 
 def _type_matcher(patterns: Sequence[str]) -> Callable[[str], bool]:
@@ -64,17 +65,21 @@ def _type_matcher(patterns: Sequence[str]) -> Callable[[str], bool]:
     return lambda message_type: type_matches(message_type, pats)
 
 
+def _msh18_codec(msh18: str) -> str:
+    """The codec an MSH-18 value names ("" when absent or unknown), cached."""
+    if not msh18:
+        return ""
+    codec = _CODECS.get(msh18)
+    if codec is None:
+        codec = codec_for(msh18, "")
+        if len(_CODECS) < 256:
+            _CODECS[msh18] = codec
+    return codec
+
+
 def decode(raw: bytes, fallback: str) -> tuple[str, str]:
     """Text and codec: MSH-18 when present, else the fallback (utf-8 → latin-1)."""
-    msh18 = sniff_msh18(raw)
-    if msh18:
-        codec = _CODECS.get(msh18)
-        if codec is None:
-            codec = codec_for(msh18, "")
-            if len(_CODECS) < 256:
-                _CODECS[msh18] = codec
-    else:
-        codec = ""
+    codec = _msh18_codec(sniff_msh18(raw))
     if codec:
         return raw.decode(codec, errors="replace"), codec
     try:
@@ -159,6 +164,11 @@ class ChannelPipeline:
         self._filtered: Any = None
         self._accept: Callable[[str], bool] = _type_matcher(settings.accept_message_types)
         self._type_ok: dict[str, bool] = {}
+        # The lean path (``_lean``): nothing but MSH is needed when there is no
+        # validation, no channel mapping and every route just queues the raw bytes.
+        self._lean_ok = (settings.validation == "off" and settings.mapping is None
+                         and all(r.mapping is None and r.effect is None for r in routes))
+        self._routes_for: dict[str, list[Route]] = {}
 
     def _nack(self, code: str) -> None:
         child = self._nacked.get(code)
@@ -205,7 +215,11 @@ class ChannelPipeline:
 
     async def dispatch(self, raw: bytes, peer: str) -> DispatchResult:
         t0 = time.perf_counter()
-        self._received.inc()
+        self._received.value += 1
+        if self._lean_ok:
+            lean = self._lean(raw)
+            if lean is not None:
+                return await self._dispatch_lean(raw, peer, t0, *lean)
         ev = self._evaluate(raw)[0] if self.settings.validation == "off" \
             else await self._evaluate_validated(raw)
         msg = ev.msg
@@ -240,13 +254,7 @@ class ChannelPipeline:
         try:
             record_id, rejection = await self.store.ingest(record, ev.deliveries, ev.effects)
         except StoreError as exc:
-            log.error("message_store_failed", channel=self.channel, error=str(exc))
-            wire_code = "CE" if enhanced else "AE"
-            ack = build_ack(msg, wire_code, text="message could not be stored; resend later",
-                            error_code="207")
-            self._nack(wire_code)
-            return DispatchResult(False, ack.encode(codec, errors="replace"),
-                                  None, wire_code, "store failed")
+            return self._store_failed(exc, msg, enhanced, codec)
         if rejection is not None:  # an internal destination refused it inside the transaction
             code, ev.status, ev.reason = rejection.code, "rejected", rejection.reason
             ev.error_code, ev.location = rejection.error_code, rejection.location
@@ -262,7 +270,7 @@ class ChannelPipeline:
                 self._filtered = self.metrics.filtered.labels(self.channel)
             self._filtered.inc()
         if ok:
-            self._acked.inc()
+            self._acked.value += 1
         else:
             self._nack(wire_code)
         _summary.emit(
@@ -272,6 +280,93 @@ class ChannelPipeline:
             round((time.perf_counter() - t0) * 1000, 3),
         )
         return DispatchResult(ok, ack_bytes, record_id, wire_code, ev.reason)
+
+    def _lean(self, raw: bytes) -> tuple[HL7Message, str, str, str, str, bool,
+                                          list[NewDelivery], bytes] | None:
+        """The common case without an ``Evaluation``: decode, parse (segments are split
+        only when read), the MSH checks and the routes by type. ``None`` when the message
+        is not plainly acceptable: the general path then answers it (and says why)."""
+        if raw[:4] == b"MSH|" and len(raw) < _SNIFF_WINDOW and raw.isascii():
+            # ASCII text reads the same in every ASCII-compatible codec: parse first, then
+            # take MSH-18 from the parsed header (what ``sniff_msh18`` would have read).
+            try:
+                msg = HL7Message(raw.decode("ascii"))
+            except HL7ParseError:
+                return None
+            f = msg._fields[0]
+            msh18 = f[18] if f is not None and len(f) > 18 else ""
+            if msh18:
+                d = msg.delimiters
+                msh18 = msh18.split(d.repetition, 1)[0].split(d.component, 1)[0].strip()
+            codec = _msh18_codec(msh18) or self.settings.charset_fallback
+            if codec not in _ASCII_COMPATIBLE:
+                return None
+        else:
+            text, codec = decode(raw, self.settings.charset_fallback)
+            try:
+                msg = HL7Message(text)
+            except HL7ParseError:
+                return None
+        mtype, cid, version, accept, app = msg.key_fields()
+        accepted = self._type_ok.get(mtype)
+        if accepted is None or not cid or not is_known_version(version):
+            return None  # (a type not seen yet is cached by the general path's check)
+        if not accepted:
+            return None
+        routes = self._routes_for.get(mtype)
+        if routes is None:
+            routes = [r for r in self.routes if type_matches(mtype, r.message_types)]
+            if len(self._routes_for) < 1024:
+                self._routes_for[mtype] = routes
+        deliveries = [
+            NewDelivery(r.queue_name, raw, msg.get(r.order_key) if r.ordering == "key" else "")
+            for r in routes
+        ] if routes else []
+        if accept and not wants_ack(accept, True):
+            ack = b""  # MSH-15 asks for no accept ACK on success
+        else:
+            ack_text = build_ack(msg, "CA" if (accept or app) else "AA")
+            ack = ack_text.encode("ascii") if codec in _ASCII_COMPATIBLE and ack_text.isascii() \
+                else ack_text.encode(codec, errors="replace")
+        return msg, codec, mtype, cid, version, bool(accept or app), deliveries, ack
+
+    async def _dispatch_lean(
+        self, raw: bytes, peer: str, t0: float, msg: HL7Message, codec: str, mtype: str,
+        cid: str, version: str, enhanced: bool, deliveries: list[NewDelivery], ack: bytes,
+    ) -> DispatchResult:
+        """Commit and answer a message ``_lean`` accepted (same outcome as the general
+        path: status ``processed``, AA/CA, one delivery per matching route)."""
+        wire_code = "CA" if enhanced else "AA"
+        record = InboundRecord(
+            self.channel, raw, time.time(), peer, cid, mtype, version, codec, "processed",
+            wire_code, "", self.settings.revision,
+        )
+        assert self.store is not None
+        try:
+            record_id, rejection = await self.store.ingest(record, deliveries)
+        except StoreError as exc:
+            return self._store_failed(exc, msg, enhanced, codec)
+        if rejection is not None:  # pragma: no cover - only effects reject, and lean has none
+            raise StoreError("unexpected rejection without effects")
+        if deliveries:
+            for route in self.routes:
+                route.notify()
+        self._acked.value += 1
+        _summary.emit(
+            "message_processed", self.channel, record_id, cid, mtype, "processed",
+            wire_code, None, peer, round((time.perf_counter() - t0) * 1000, 3),
+        )
+        return DispatchResult(True, ack, record_id, wire_code, "")
+
+    def _store_failed(self, exc: StoreError, msg: HL7Message | None, enhanced: bool,
+                      codec: str) -> DispatchResult:
+        log.error("message_store_failed", channel=self.channel, error=str(exc))
+        wire_code = "CE" if enhanced else "AE"
+        ack = build_ack(msg, wire_code, text="message could not be stored; resend later",
+                        error_code="207")
+        self._nack(wire_code)
+        return DispatchResult(False, ack.encode(codec, errors="replace"),
+                              None, wire_code, "store failed")
 
     @staticmethod
     def _ack(msg: HL7Message | None, ok: bool, wire_code: str, ev: Evaluation) -> bytes:

@@ -239,7 +239,9 @@ def expected_ack_mode(msg: HL7Message) -> AckMode:
     return "enhanced" if msg.accept_ack_type or msg.app_ack_type else "original"
 
 
-def _policy(value: str, success: bool) -> bool:
+def wants_ack(value: str, success: bool) -> bool:
+    """Whether an MSH-15/MSH-16 value (AL/NE/ER/SU, empty or unknown: always) asks for an
+    acknowledgement of a message that succeeded (``success``) or not."""
     mode = value.strip().upper()
     if mode == "NE":
         return False
@@ -252,9 +254,9 @@ def _policy(value: str, success: bool) -> bool:
 
 def should_send_accept_ack(msg: HL7Message, success: bool) -> bool:
     """Honour MSH-15 (AL/NE/ER/SU); empty (original mode) or unknown → always."""
-    return _policy(msg.accept_ack_type, success)
+    return wants_ack(msg.accept_ack_type, success)
 
 
 def should_send_application_ack(msg: HL7Message, success: bool) -> bool:
     """Honour MSH-16 (AL/NE/ER/SU) the same way; empty or unknown → always."""
-    return _policy(msg.app_ack_type, success)
+    return wants_ack(msg.app_ack_type, success)

@@ -29,6 +29,28 @@ class HeaderMixin:
         i = v.find(self._d.repetition)
         return narrow(v[:i] if i >= 0 else v, comp, None, self._d, True)
 
+    def key_fields(self) -> tuple[str, str, str, str, str]:
+        """``(message_type, control_id, version, accept_ack_type, app_ack_type)`` read in
+        one pass: the same values as the properties of those names (the hot path reads
+        all five for every inbound message)."""
+        f = self._fields[0]
+        assert f is not None
+        d = self._d
+        head = f[9:17] if len(f) > 16 else [*f[9:], *([""] * (17 - max(len(f), 9)))]
+        plain = "".join(head)
+        if d.repetition in plain or d.escape in plain:  # rare: the general accessors
+            return (self.message_type, self.control_id, self.version,
+                    self.accept_ack_type, self.app_ack_type)
+        comp = d.component
+        mtype = head[0]
+        if comp in mtype:
+            parts = mtype.split(comp, 2)
+            mtype = f"{parts[0]}^{parts[1]}" if parts[1] else parts[0]
+        version = head[3]
+        if comp in version:
+            version = version.split(comp, 1)[0]
+        return mtype, head[1], version, head[6], head[7]
+
     @property
     def delimiters(self) -> Delimiters:
         return self._d

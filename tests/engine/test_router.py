@@ -111,3 +111,71 @@ def test_decode_uses_msh18_then_fallback() -> None:
 )
 def test_type_matches(mtype: str, patterns: list[str], expected: bool) -> None:
     assert type_matches(mtype, patterns) is expected
+
+
+def _header(i: int, tail: str) -> bytes:
+    return orm(i).replace(b"|P|2.3.1\r", f"|P|2.3.1{tail}\r".encode(), 1)
+
+
+LEAN_CASES = [
+    orm(1),
+    ADT,
+    _header(2, "|||NE"),  # MSH-15 NE: no accept ACK
+    _header(3, "|||AL|NE"),  # enhanced mode: CA
+    _header(4, "|||ER"),
+    _header(5, "||||||8859/1"),
+    _header(6, "||||||UNICODE UTF-8").replace(b"ALICE", "ALÏCE".encode()),  # not ASCII
+    "MSH|^~\\&|R|H|B|H|2026||ORM^O01|L7|P|2.3.1||||||8859/1\rPID|1||P^^^H||ÉVA\r".encode(
+        "latin-1"),
+    orm(8).replace(b"2.3.1", b"9.9"),  # unsupported version: rejected
+    orm(9).replace(b"ORM^O01", b"ORU^R01"),  # not accepted
+    orm(10).replace(b"MSG000010", b""),  # empty control id
+    b"MSH|^~\\&|R|H|B|H|2026||ORM^O01|L11|P|2.3.1\rbad segment\r",  # parse error
+]
+
+
+def _ack_without_time_and_id(ack: bytes) -> list[str]:
+    segs = ack.decode("latin-1").split("\r")
+    msh = segs[0].split("|")
+    if len(msh) > 9:
+        msh[6] = msh[9] = ""
+    return ["|".join(msh), *segs[1:]]
+
+
+@pytest.mark.parametrize("raw", LEAN_CASES)
+async def test_lean_path_answers_and_stores_like_the_general_path(
+    tmp_path: Path, raw: bytes
+) -> None:
+    results = []
+    for lean in (True, False):
+        s = SQLiteStore(tmp_path / f"{lean}.db")
+        await s.open()
+        try:
+            p, notified = pipeline(s, accept_message_types=["ORM^O01", "ADT^*"])
+            assert p._lean_ok
+            p._lean_ok = lean
+            res = await p.dispatch(raw, "peer")
+            detail = await s.get_message(res.message_id or 0)
+            assert detail is not None
+            sm = detail.summary
+            rows = await s.fetch_pending("ch/orders", 10)
+            results.append((
+                res.accepted, _ack_without_time_and_id(res.ack) if res.ack else [], res.code,
+                res.reason, sm.status, sm.ack_code, sm.control_id, sm.message_type, sm.error,
+                detail.charset, detail.version, detail.raw,
+                [d.destination for d in detail.deliveries], [r.order_key for r in rows],
+                sorted(notified),
+            ))
+        finally:
+            await s.aclose()
+    assert results[0] == results[1]
+
+
+def test_lean_path_takes_plain_messages_only(tmp_path: Path) -> None:
+    p, _ = pipeline(None, accept_message_types=["ORM^O01"])  # type: ignore[arg-type]
+    p._type_ok["ORM^O01"] = True  # as after the first message of that type
+    assert p._lean(orm(1)) is not None
+    assert p._lean(_header(2, "||||||UNICODE UTF-16")) is None  # not ASCII-compatible
+    assert p._lean(orm(3).replace(b"2.3.1", b"9.9")) is None
+    mapped, _ = pipeline(None, validation="warn")  # type: ignore[arg-type]
+    assert not mapped._lean_ok
