@@ -163,9 +163,10 @@ class EngineProcess(Server):
     SQL = "SELECT count(*) FROM messages WHERE control_id >= ? AND control_id < ?"
 
     def __init__(self, workdir: Path, log_level: str, cpu: int | None, synchronous: str,
-                 sink_port: int | None = None) -> None:
+                 sink_port: int | None = None, root: Path = ROOT) -> None:
         self.name = f"engine-{log_level}" + ("-e2e" if sink_port else "")
         self.workdir = workdir
+        self.root = root  # the source tree run (mllp_ab.py compares two)
         self.cpu = cpu
         self.http_port = free_port()
         self.port = free_port()
@@ -180,7 +181,7 @@ class EngineProcess(Server):
 
     def start(self, timeout: float = 30.0) -> EngineProcess:
         env = {k: v for k, v in os.environ.items() if not k.startswith("RADBRIDGE_")}
-        env["PYTHONPATH"] = str(ROOT)
+        env["PYTHONPATH"] = str(self.root)
         cmd = [sys.executable, "-m", "engine", "-c", str(self.config), "run"]
         taskset = shutil.which("taskset")
         if self.cpu is not None and taskset:
