@@ -27,12 +27,13 @@ import json
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from channels.pacs.find import PACSFindConfig, afind_by_keys, afind_studies
 from engine import events
 from engine.store import reconcile as rstore
+from engine.store.reconcile_merges import load_merges
 from transforms.reconcile import reconcile
 from transforms.reconcile.mismatch import Mismatch, make
 from transforms.reconcile.records import mpps_instance_count, order_view, study_view
@@ -81,6 +82,8 @@ class _Data:
     mpps: list[dict[str, Any]]
     gone: frozenset[str] = frozenset()
     """Studies the PACS stopped returning: in scope, so their flags can resolve."""
+    merged: dict[str, str] = field(default_factory=dict)
+    """Merged (ADT^A40) patient ID -> surviving ID: merged-patient residue, not a mismatch."""
 
 
 def _day(d: dt.date) -> str:
@@ -124,15 +127,17 @@ def _load_window(conn: sqlite3.Connection, window: tuple[str, str], orders_windo
     studies = _merge_studies(studies, extra)
     all_uids = sorted(set(uids) | set(o_uids))
     return _Data(orders, studies, rstore.load_mpps(conn, study_uids=all_uids, since=since),
-                 gone)
+                 gone, load_merges(conn))
 
 
 def _load_all(conn: sqlite3.Connection) -> _Data:
-    return _Data(rstore.load_orders(conn), rstore.load_studies(conn), rstore.load_mpps(conn))
+    return _Data(rstore.load_orders(conn), rstore.load_studies(conn), rstore.load_mpps(conn),
+                 merged=load_merges(conn))
 
 
 def _run_rules(ctx: PassContext, data: _Data, today: dt.date) -> list[Mismatch]:
-    return reconcile(data.orders, data.studies, ctx.rules, mpps=data.mpps, today=_day(today))
+    return reconcile(data.orders, data.studies, ctx.rules, mpps=data.mpps, today=_day(today),
+                     merged=data.merged)
 
 
 def _scope(ctx: PassContext, data: _Data) -> rstore.Scope:
@@ -199,7 +204,7 @@ async def mpps_pass(ctx: PassContext, mpps: Mapping[str, Any],
         studies = rstore.load_studies(conn, uids=uids)
         mpps_rows = [m for m in rstore.load_mpps(conn, study_uids=uids)
                      if m["sop_instance_uid"] == sop or m["study_instance_uid"] in uids]
-        return _Data(orders, studies, mpps_rows)
+        return _Data(orders, studies, mpps_rows, merged=load_merges(conn))
 
     found_uids = [str(a.get("StudyInstanceUID", "")) for a in answers]
     await ctx.store.write_tx(lambda c: rstore.replace_studies(
