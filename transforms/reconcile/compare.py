@@ -154,9 +154,10 @@ def _physicians(o: OrderView, s: StudyView, rules: ReconcileRules, base: dict[st
                 damaged: Found) -> Iterator[Mismatch | None]:
     """Each configured order/study physician pair, PN-normalised like patient names."""
     cfg = rules.normalise
+    order_get, study_get = o.raw.get, s.raw.get
     for order_key, study_key in rules.physician.fields.items():
-        a, b = o.raw.get(order_key), s.raw.get(study_key)
-        if a == b or order_key in damaged or study_key in damaged:
+        a, b = order_get(order_key), study_get(study_key)
+        if a == b or not a or not b or order_key in damaged or study_key in damaged:
             continue
         ta, tb = n.text(a), n.text(b)
         if not ta or not tb:
@@ -170,10 +171,14 @@ def _physicians(o: OrderView, s: StudyView, rules: ReconcileRules, base: dict[st
 def _damaged(o: OrderView, s: StudyView, rules: ReconcileRules) -> Found:
     """Fields whose difference an encoding defect explains."""
     out: Found = {}
-    for keyword, max_length in rules.encoding.max_length.items():
-        a, b = o.raw.get(keyword), s.raw.get(keyword)
-        if a == b:
+    order_get, study_get = o.raw.get, s.raw.get
+    for keyword, max_length in rules.encoding.fields:
+        a, b = order_get(keyword), study_get(keyword)
+        if a == b or not a or not b:
             continue
+        if (type(a) is str and type(b) is str and a.isascii() and b.isascii()
+                and min(len(a), len(b)) < max_length):
+            continue  # fast path: neither charset damage nor truncation possible
         ta, tb = n.text(a), n.text(b)
         if ta and tb:
             found = defect(ta, tb, max_length, rules)
@@ -215,5 +220,7 @@ def _paired(p: Pair, rules: ReconcileRules, ctx: Context) -> Iterator[Mismatch |
         yield from _procedure(o, s, rules, base)
         if check_physicians:
             yield from _physicians(o, s, rules, base, damaged)
-        yield from _encoding(base, damaged, rules)
-    yield grouped(p, group, rules)
+        if damaged:
+            yield from _encoding(base, damaged, rules)
+    if len(group) > 1 or s.request_accessions:
+        yield grouped(p, group, rules)

@@ -1,8 +1,9 @@
 """Split and grouped studies (catalogue #15), decided on the whole pass, deterministically.
 
 - ``study_split``: one accession (with its issuer, when the rules pair on issuers) spread
-  over several Study Instance UIDs in PACS; one mismatch per accession, its study ref
-  ``acc:<accession>[@<issuer>]`` so the key survives the parts coming and going.
+  over several Study Instance UIDs in PACS; one mismatch per accession, its study ref the
+  lowest of those UIDs (a real study, so a partial pass that sees it can resolve it; the
+  key stays while that part does), every UID in ``study_uids``.
 - ``grouped_study``: one study standing for several requested procedures: the orders paired
   with it by UID carry several accessions, or its Request Attributes Sequence lists several.
   Orders whose accession a study lists are *covered*: not orders without a study.
@@ -10,7 +11,6 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Iterator, Mapping, Sequence
 
 from transforms.reconcile.mismatch import Mismatch, make
@@ -24,12 +24,16 @@ SplitKey = tuple[str, str]  # (normalised accession, accession issuer or "")
 def split_groups(studies: Sequence[StudyView], rules: ReconcileRules
                  ) -> dict[SplitKey, tuple[str, ...]]:
     """Accessions held by more than one Study Instance UID -> those UIDs, sorted."""
-    uids: dict[SplitKey, set[str]] = defaultdict(set)
+    first: dict[SplitKey, str] = {}
+    more: dict[SplitKey, set[str]] = {}
     use_issuer = rules.accession.use_issuer
     for s in studies:
         if s.accession and s.uid:
-            uids[(s.accession, s.accession_issuer if use_issuer else "")].add(s.uid)
-    return {k: tuple(sorted(v)) for k, v in uids.items() if len(v) > 1}
+            key = (s.accession, s.accession_issuer if use_issuer else "")
+            uid = first.setdefault(key, s.uid)
+            if uid != s.uid:
+                more.setdefault(key, {uid}).add(s.uid)
+    return {k: tuple(sorted(v)) for k, v in more.items()}
 
 
 def split_siblings(groups: Mapping[SplitKey, tuple[str, ...]]) -> dict[str, frozenset[str]]:
@@ -50,9 +54,9 @@ def split_mismatches(groups: Mapping[SplitKey, tuple[str, ...]], index: OrderInd
                         key=lambda o: o.ref)
         first: OrderView | None = orders[0] if orders else None
         yield make(rules, "study_split", order_ref=first.ref if first else None,
-                   study_ref=f"acc:{acc}" + (f"@{issuer}" if issuer else ""),
+                   study_ref=uids[0],
                    order_value=first.uid if first else "", study_value="\\".join(uids),
-                   study_accession=acc, count=len(uids),
+                   study_accession=acc, accession_issuer=issuer, count=len(uids),
                    study_uids=list(uids), order_uid=first.uid if first else "")
 
 
@@ -76,10 +80,12 @@ def grouped(p: Pair, order_accessions: frozenset[str], rules: ReconcileRules
             ) -> Mismatch | None:
     """``grouped_study`` for a paired study standing for several requested procedures."""
     s = p.study
+    if not p.orders or (len(order_accessions) < 2 and not s.request_accessions):
+        return None
     study_accs = set(s.request_accessions)
     if s.accession:
         study_accs.add(s.accession)
-    if not p.orders or (len(order_accessions) < 2 and len(study_accs) < 2):
+    if len(order_accessions) < 2 and len(study_accs) < 2:
         return None
     every = order_accessions | study_accs
     return make(rules, "grouped_study", order_ref=min(o.ref for o in p.orders), study_ref=s.ref,

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from transforms.reconcile import normalise as n
@@ -68,9 +69,14 @@ def _first(seq: object) -> Mapping[str, Any]:
     return {}
 
 
+@lru_cache(maxsize=64)
+def _steps(path: str) -> tuple[str, ...]:
+    return tuple(path.split("."))
+
+
 def _path(item: Mapping[str, Any], path: str) -> Mapping[str, Any]:
     """``A.B`` -> ``item[A][0][B][0]`` (``{}`` when any step is missing)."""
-    for keyword in path.split("."):
+    for keyword in _steps(path):
         item = _first(item.get(keyword))
         if not item:
             break
@@ -81,6 +87,8 @@ def code(item: Mapping[str, Any], sources: list[str]) -> tuple[str, str]:
     """(Code Value, Coding Scheme Designator) of the first code sequence in ``sources``
     that has a code value; ``("", "")`` when none has."""
     for source in sources:
+        if not item.get(_steps(source)[0]):
+            continue  # the common case: no such sequence at all
         found = _path(item, source)
         value = n.text(found.get("CodeValue") or found.get("LongCodeValue"))
         if value:
@@ -109,6 +117,7 @@ def _common(item: Mapping[str, Any], rules: ReconcileRules) -> dict[str, Any]:
     cfg = rules.normalise
     acc = n.text(item.get("AccessionNumber"))
     return {
+        "raw": item,
         "uid": n.text(item.get("StudyInstanceUID")),
         "accession": n.accession(acc, rules.accession.case_insensitive),
         "accession_raw": acc,
@@ -134,7 +143,6 @@ def order_view(row: Mapping[str, Any], rules: ReconcileRules) -> OrderView:
         date=n.date_ordinal(sps.get("ScheduledProcedureStepStartDate")),
         modality=n.modality(sps.get("Modality"), rules.normalise),
         status=status,
-        raw=item,
         **common,
     )
 
@@ -149,7 +157,6 @@ def study_view(item: Mapping[str, Any], rules: ReconcileRules) -> StudyView:
         modalities=n.modalities(mods, rules.normalise),
         instances=int(raw_count) if raw_count.isdigit() else None,
         request_accessions=_request_accessions(item, rules.accession.case_insensitive),
-        raw=item,
         **common,
     )
 

@@ -148,6 +148,11 @@ class EncodingConfig(_Model):
     mojibake: bool = True
     """Flag UTF-8 text read as a single-byte charset (``MÃ¼LLER`` for ``MÜLLER``)."""
 
+    @cached_property
+    def fields(self) -> tuple[tuple[str, int], ...]:
+        """``max_length`` as (keyword, maximum) pairs, for the per-pair loop."""
+        return tuple(self.max_length.items())
+
 
 class TypeConfig(_Model):
     severity: Severity

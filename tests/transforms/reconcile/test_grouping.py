@@ -32,11 +32,11 @@ def types(found: list[Any]) -> list[str]:
     return sorted(m.type for m in found)
 
 
-def test_split_key_names_the_accession_not_a_part() -> None:
-    parts = [study("1.2.1", "A1"), study("1.2.1.5", "A1"), study("1.2.1.6", "A1")]
+def test_one_split_flag_per_accession_keyed_on_its_first_part() -> None:
+    parts = [study("1.2.1.6", "A1"), study("1.2.1", "A1"), study("1.2.1.5", "A1")]
     found = [m for m in reconcile([order(1)], parts, RULES) if m.type == "study_split"]
-    assert [m.key for m in found] == ["study_split|acc:A1|1.2.1/S1"]
-    assert found[0].details["count"] == 3
+    assert [m.key for m in found] == ["study_split|1.2.1|1.2.1/S1"]
+    assert found[0].details["study_uids"] == ["1.2.1", "1.2.1.5", "1.2.1.6"]
     fewer = [m for m in reconcile([order(1)], parts[:2], RULES) if m.type == "study_split"]
     assert [m.key for m in fewer] == [found[0].key]  # a part gone: same flag, updated
 
