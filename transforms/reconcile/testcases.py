@@ -5,8 +5,8 @@ The file names the rules (``rules:``, relative to itself), ``defaults`` (a base 
 ``study``/``studies`` (merged over the defaults; ``null`` for none), optional ``mpps`` and
 ``merged`` (patient merges: old ID -> surviving ID) and ``expect`` - the exact list of
 mismatch types found, each optionally with ``severity`` and ``explains`` (a substring of
-the explanation). ``run_rule_tests`` returns one result per
-case; the pytest hook in ``tests/transforms/reconcile`` parametrises over them.
+the explanation). ``run_rule_tests`` returns one result per case; the pytest hook in
+``tests/transforms/reconcile`` parametrises over them.
 """
 
 from __future__ import annotations
