@@ -17,12 +17,11 @@ from typing import Any
 import hl7.client
 import pytest
 from pydicom.uid import generate_uid
-from pynetdicom import AE
 
-from channels.dicom_mpps.service import MPPS_SOP_CLASS
 from tests.channels.dicom_mpps.conftest import final_dataset, mpps_dataset
 from tests.integration.conftest import sample
 from tests.support.client import msa
+from tests.support.modality import mpps
 from tests.support.mosquitto import Mosquitto, Subscriber
 from tests.support.peers import ROOT, EngineProcess, MLLPSink, engine_env, free_port, wait_until
 
@@ -76,22 +75,6 @@ def world(tmp_path: Path) -> Iterator[dict[str, Any]]:
         broker.stop()
         ris.close()
         ehr.close()
-
-
-def mpps(port: int, *steps: tuple[str, Any], uid: str | None = None) -> list[int]:
-    ae = AE(ae_title="CT1")
-    ae.add_requested_context(MPPS_SOP_CLASS)
-    assoc = ae.associate("127.0.0.1", port, ae_title="RADBRIDGE")
-    assert assoc.is_established
-    uid, codes = uid or generate_uid(), []
-    try:
-        for op, ds in steps:
-            send = assoc.send_n_create if op == "create" else assoc.send_n_set
-            status, _ = send(ds, MPPS_SOP_CLASS, uid)
-            codes.append(int(status.Status))
-    finally:
-        assoc.release()
-    return codes
 
 
 def worklist_accessions(world: dict[str, Any]) -> list[str]:

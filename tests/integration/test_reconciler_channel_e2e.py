@@ -29,11 +29,20 @@ from tests.channels.pacs.conftest import (  # noqa: F401 - orthanc is a fixture
     Orthanc,
     orthanc,
 )
-from tests.integration.test_mpps_e2e import mpps
-from tests.integration.test_reconcile_e2e import ALICE, BOB, CORRECT_NW, TYPO_NW, UID
+from tests.support.modality import mpps
 from tests.support.mosquitto import Mosquitto, Subscriber
 from tests.support.peers import ROOT, EngineProcess, MLLPSink, engine_env, free_port, wait_until
-from tests.support.reconcile_e2e import delete_study, mismatches, send_all, store_study
+from tests.support.reconcile_e2e import (
+    ALICE,
+    BOB,
+    CORRECT_NW,
+    TYPO_NW,
+    UID,
+    delete_study,
+    mismatches,
+    send_all,
+    store_study,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
 

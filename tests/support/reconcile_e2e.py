@@ -109,3 +109,43 @@ def worklist_item(engine: EngineProcess, accession: str) -> dict[str, Any]:
     assert out.returncode == 0, out.stderr
     item: dict[str, Any] = json.loads(out.stdout.split("--- HL7 messages ---")[0])
     return item
+
+
+# -- the five-study scenario (shared by the CLI and the channel end-to-end tests) ------
+UID = "1.2.826.0.1.3680043.10.1001."   # the samples' Study Instance UID root
+
+
+def order_ids(n: str, control_ids: dict[str, str]) -> dict[str, str]:
+    """Replacements that turn sample order 0001 (orm_o01_*_v231) into order ``n``."""
+    ids = {f"{p}0001": f"{p}{n}" for p in ("PLC", "FIL", "ACC", "RP", "SPS")}
+    return {**control_ids, **ids, f"{UID}1^": f"{UID}{int(n)}^"}
+
+
+# Correct: the CT head order of sample orm_o01_nw_v231, patient PAT10001.
+CORRECT_NW = derive("orm_o01_nw_v231.hl7")
+# Typo: the MR knee order of sample omi_o23_nw_v251 (ACC0002, PAT10002).
+TYPO_NW = derive("omi_o23_nw_v251.hl7", encoding="utf-8")
+# Renamed: the chest order of sample orm_o01_nw_latin1 (ACC0003, PAT10003, MÜLLER^JÖRG),
+# then an ADT^A08 (sample adt_a08_v231 moved to that patient, same birth date and sex)
+# giving the family name SCHMIDT. After the normalisation of mappings/reconcile.yml (3
+# components, accents and case folded) MULLER^JORG vs SCHMIDT^JORG still differ: family.
+RENAMED_NW = derive("orm_o01_nw_latin1.hl7")
+RENAME_A08 = derive("adt_a08_v231.hl7", {
+    "MSG00005": "MSG00053", "|P|2.3.1\r": "|P|2.3.1||||||8859/1\r",
+    "PAT10001": "PAT10003", "TESTPATIENT^ALICIA^M": "SCHMIDT^JÖRG", "19800214|F": "19620730|M",
+})
+# Cancelled: a second CT head order for PAT10001 (ACC0004), NW then CA (sample
+# orm_o01_ca_v231: ORC-1 CA, ORC-5 CA -> SPS status CANCELED).
+CANCELLED_NW = derive("orm_o01_nw_v231.hl7", order_ids("0004", {"MSG00001": "MSG00041"}))
+CANCELLED_CA = derive("orm_o01_ca_v231.hl7", order_ids("0004", {"MSG00003": "MSG00043"}))
+# The orphan's order, entered in the RIS after the (emergency) exam: the correction.
+ORPHAN_NW = derive("orm_o01_nw_v231.hl7", order_ids("9999", {
+    "MSG00001": "MSG00099", "PAT10001": "PAT77777", "TESTPATIENT^ALICE^M": "NOBODY^NEMO",
+    "19800214|F": "19600101|M",
+}))
+
+ALICE = {"patient_id": "PAT10001", "name": "TESTPATIENT^ALICE^M", "birth": "19800214",
+         "sex": "F"}
+BOB = {"patient_id": "PAT10002", "name": "EXAMPLE^BOB^J", "birth": "19751103", "sex": "M"}
+JORG = {"patient_id": "PAT10003", "birth": "19620730", "sex": "M"}
+NEMO = {"patient_id": "PAT77777", "name": "NOBODY^NEMO", "birth": "19600101", "sex": "M"}
