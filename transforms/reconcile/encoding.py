@@ -76,10 +76,11 @@ def defect(order_value: str, study_value: str, max_length: int, rules: Reconcile
     a, b = order_value, study_value
     if a == b:
         return None
-    if _truncated(a.upper(), b.upper(), max_length):
-        return Defect(f"truncated at {max_length} characters", "order")
-    if _truncated(b.upper(), a.upper(), max_length):
-        return Defect(f"truncated at {max_length} characters", "study")
+    if max_length and max_length == min(len(a), len(b)):
+        if _truncated(a.upper(), b.upper(), max_length):
+            return Defect(f"truncated at {max_length} characters", "order")
+        if _truncated(b.upper(), a.upper(), max_length):
+            return Defect(f"truncated at {max_length} characters", "study")
     if a.isascii() and b.isascii():
         return None
     cfg = rules.encoding
