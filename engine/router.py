@@ -216,10 +216,33 @@ class ChannelPipeline:
     async def dispatch(self, raw: bytes, peer: str) -> DispatchResult:
         t0 = time.perf_counter()
         self._received.value += 1
-        if self._lean_ok:
-            lean = self._lean(raw)
-            if lean is not None:
-                return await self._dispatch_lean(raw, peer, t0, *lean)
+        lean = self._lean(raw) if self._lean_ok else None
+        if lean is not None:
+            # Commit and answer a message ``_lean`` accepted: the same outcome as the
+            # general path (status processed, AA/CA, one delivery per matching route).
+            parsed, codec, mtype, cid, version, enhanced, deliveries, ack = lean
+            if self.store is None:
+                raise StoreError("pipeline has no store")
+            wire_code = "CA" if enhanced else "AA"
+            record = InboundRecord(
+                self.channel, raw, time.time(), peer, cid, mtype, version, codec,
+                "processed", wire_code, "", self.settings.revision,
+            )
+            try:
+                record_id, rejection = await self.store.ingest_nowait(record, deliveries)
+            except StoreError as exc:
+                return self._store_failed(exc, parsed, enhanced, codec)
+            if rejection is not None:  # pragma: no cover - only effects reject
+                raise StoreError("unexpected rejection without effects")
+            if deliveries:
+                for route in self.routes:
+                    route.notify()
+            self._acked.value += 1
+            _summary.emit(
+                "message_processed", self.channel, record_id, cid, mtype, "processed",
+                wire_code, None, peer, round((time.perf_counter() - t0) * 1000, 3),
+            )
+            return DispatchResult(True, ack, record_id, wire_code, "")
         ev = self._evaluate(raw)[0] if self.settings.validation == "off" \
             else await self._evaluate_validated(raw)
         msg = ev.msg
@@ -329,34 +352,6 @@ class ChannelPipeline:
             ack = ack_text.encode("ascii") if codec in _ASCII_COMPATIBLE and ack_text.isascii() \
                 else ack_text.encode(codec, errors="replace")
         return msg, codec, mtype, cid, version, bool(accept or app), deliveries, ack
-
-    async def _dispatch_lean(
-        self, raw: bytes, peer: str, t0: float, msg: HL7Message, codec: str, mtype: str,
-        cid: str, version: str, enhanced: bool, deliveries: list[NewDelivery], ack: bytes,
-    ) -> DispatchResult:
-        """Commit and answer a message ``_lean`` accepted (same outcome as the general
-        path: status ``processed``, AA/CA, one delivery per matching route)."""
-        wire_code = "CA" if enhanced else "AA"
-        record = InboundRecord(
-            self.channel, raw, time.time(), peer, cid, mtype, version, codec, "processed",
-            wire_code, "", self.settings.revision,
-        )
-        assert self.store is not None
-        try:
-            record_id, rejection = await self.store.ingest(record, deliveries)
-        except StoreError as exc:
-            return self._store_failed(exc, msg, enhanced, codec)
-        if rejection is not None:  # pragma: no cover - only effects reject, and lean has none
-            raise StoreError("unexpected rejection without effects")
-        if deliveries:
-            for route in self.routes:
-                route.notify()
-        self._acked.value += 1
-        _summary.emit(
-            "message_processed", self.channel, record_id, cid, mtype, "processed",
-            wire_code, None, peer, round((time.perf_counter() - t0) * 1000, 3),
-        )
-        return DispatchResult(True, ack, record_id, wire_code, "")
 
     def _store_failed(self, exc: StoreError, msg: HL7Message | None, enhanced: bool,
                       codec: str) -> DispatchResult:

@@ -8,7 +8,7 @@ timestamps are POSIX seconds (float, UTC).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
@@ -144,6 +144,15 @@ class Store(ABC):
         all effects and deliveries are rolled back, the message is kept as rejected with
         the reason, and the rejection is returned. Returns only once the data is durable
         (the caller ACKs after this)."""
+
+    def ingest_nowait(
+        self, record: InboundRecord, deliveries: Sequence[NewDelivery],
+    ) -> Awaitable[tuple[int, MessageRejected | None]]:
+        """``ingest`` without effects, queued now; await the result (same guarantees).
+
+        For the ingest hot path: a store may return a future it resolves after the
+        commit instead of a coroutine (the default is the ``ingest`` coroutine)."""
+        return self.ingest(record, deliveries)
 
     @abstractmethod
     async def update_deliveries(self, updates: Sequence[DeliveryUpdate]) -> None:

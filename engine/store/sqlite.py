@@ -217,11 +217,18 @@ class SQLiteStore(Store):
                 results.append((fut, False, StoreError(f"store maintenance failed: {exc}")))
         self.batches += 1
         self.items += len(batch)
+        ingests = sum(item.__class__ is Ingest for item in batch)
         if inline:
-            resolve_all(results)
+            self._resolve(results, ingests)
             return
         assert self._loop is not None
-        self._loop.call_soon_threadsafe(resolve_all, results)
+        self._loop.call_soon_threadsafe(self._resolve, results, ingests)
+
+    def _resolve(self, results: list[tuple[asyncio.Future[Any], bool, Any]],
+                 ingests: int) -> None:
+        """On the loop: the batch is committed (or failed); wake its waiters."""
+        self._inflight -= ingests
+        resolve_all(results)
 
     def _run_plain(
         self, conn: sqlite3.Connection, run: list[Ingest],
@@ -321,7 +328,21 @@ class SQLiteStore(Store):
         self, record: InboundRecord, deliveries: Sequence[NewDelivery],
         effects: Sequence[Effect] = (),
     ) -> tuple[int, MessageRejected | None]:
-        if self._writer is None:
+        return await self._submit(record, deliveries, effects)
+
+    def ingest_nowait(
+        self, record: InboundRecord, deliveries: Sequence[NewDelivery],
+    ) -> asyncio.Future[tuple[int, MessageRejected | None]]:
+        """Queue the ingest now and return its future (resolved on the loop after the
+        commit): no coroutine per message on the hot path."""
+        return self._submit(record, deliveries, ())
+
+    def _submit(
+        self, record: InboundRecord, deliveries: Sequence[NewDelivery],
+        effects: Sequence[Effect],
+    ) -> asyncio.Future[tuple[int, MessageRejected | None]]:
+        loop = self._loop
+        if self._writer is None or loop is None:
             raise StoreError("store is not open")
         now = record.received_at
         row = (
@@ -333,20 +354,16 @@ class SQLiteStore(Store):
         )
         drows = [(d.destination, d.order_key, now, now, d.payload) for d in deliveries] \
             if deliveries else []
-        fut: asyncio.Future[tuple[int, MessageRejected | None]] = \
-            asyncio.get_running_loop().create_future()
+        fut: asyncio.Future[tuple[int, MessageRejected | None]] = loop.create_future()
         item = Ingest(row, drows, effects, record.ack_code.startswith("C"), fut)
         if effects or self._wconn is None:
             self._queue.put(item)
         else:
             self._gathered.append(item)
             if len(self._gathered) == 1:
-                asyncio.get_running_loop().call_soon(self._hand_over)
-        self._inflight += 1
-        try:
-            return await fut
-        finally:
-            self._inflight -= 1
+                loop.call_soon(self._hand_over)
+        self._inflight += 1  # back down when the batch is resolved (_resolve)
+        return fut
 
     def _hand_over(self) -> None:
         """End of a loop pass: the ingests of this pass go to the writer, or, when this is
@@ -465,11 +482,16 @@ class SQLiteStore(Store):
             ("m.channel", flt.channel),
             ("m.control_id", flt.control_id),
             ("m.message_type", flt.message_type),
-            ("m.status", flt.status),
         ):
             if value:
                 where.append(f"{column} = ?")
                 params.append(value)
+        if flt.status:
+            where.append("m.status = ?")
+            params.append(flt.status)
+            if flt.status != "processed":
+                # The partial index's own term, so that the planner may use it.
+                where.append("m.status != 'processed'")
         if flt.id is not None:
             where.append("m.id = ?")
             params.append(flt.id)

@@ -91,6 +91,25 @@ async def test_store_failure_is_answered_ae_never_aa(store: SQLiteStore) -> None
     assert notified == []
 
 
+async def test_store_failure_on_the_lean_path_is_answered_ae(store: SQLiteStore) -> None:
+    p, notified = pipeline(store)
+    assert (await p.dispatch(orm(1), "peer")).accepted  # the type is known from now on
+
+    def broken(*_a: object) -> None:
+        raise StoreError("disk full")
+
+    p.store.ingest_nowait = broken  # type: ignore[method-assign,assignment]
+    notified.clear()
+    res = await p.dispatch(orm(2), "peer")
+    assert not res.accepted and msa(res.ack)[1:3] == ["AE", "MSG000002"]
+    assert b"could not be stored" in res.ack
+    assert notified == []
+    del p.store.ingest_nowait  # type: ignore[attr-defined]
+    await store.aclose()  # a closed store refuses the ingest: answered AE as well
+    res = await p.dispatch(orm(3), "peer")
+    assert not res.accepted and msa(res.ack)[1] == "AE"
+
+
 def test_decode_uses_msh18_then_fallback() -> None:
     latin = "MSH|^~\\&|A|B|C|D|2026||ORM^O01|1|P|2.3.1||||||8859/1\rPID|1||X||MÜLLER\r"
     text, codec = decode(latin.encode("latin-1"), "utf-8")
