@@ -169,3 +169,40 @@ async def test_effect_rejection_rolls_back_effects_and_deliveries_keeps_message(
     assert detail.deliveries == []
     keys = await store.read_tx(lambda c: [r[0] for r in c.execute("SELECT key FROM meta")])
     assert f"eff{mid}" in keys and f"eff{mid2}" not in keys
+
+
+async def test_search_by_each_status_and_the_partial_index(store: SQLiteStore) -> None:
+    statuses = ["processed", "rejected", "filtered", "error", "processed", "rejected"]
+    for i, status in enumerate(statuses):
+        await store.ingest(record(i, status=status), [])
+    for status in ("processed", "rejected", "filtered", "error"):
+        found = await store.search_messages(MessageFilter(status=status))  # type: ignore[arg-type]
+        want = [f"C{i}" for i, s in reversed(list(enumerate(statuses))) if s == status]
+        assert [r.control_id for r in found] == want
+    names = await store.read_tx(lambda c: {r[0] for r in c.execute(
+        "SELECT name FROM sqlite_master WHERE type='index' AND tbl_name='messages'")})
+    assert "messages_unprocessed" in names
+    plan = await store.read_tx(lambda c: c.execute(
+        "EXPLAIN QUERY PLAN SELECT id FROM messages m WHERE m.status = ?"
+        " AND m.status != 'processed' ORDER BY m.id DESC LIMIT 5", ("rejected",)).fetchall())
+    assert "messages_unprocessed" in str(plan)
+
+
+async def test_indexes_of_earlier_versions_are_dropped_on_open(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    s = SQLiteStore(path)
+    await s.open()
+    await s.aclose()
+    conn = sqlite3.connect(path)  # as a database of an earlier version had them
+    conn.executescript(
+        "CREATE INDEX messages_type ON messages (message_type, received_at);"
+        "CREATE INDEX messages_status ON messages (status, received_at);")
+    conn.close()
+    s = SQLiteStore(path)
+    await s.open()
+    await s.aclose()
+    conn = sqlite3.connect(path)
+    names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='index'")}
+    conn.close()
+    assert "messages_type" not in names and "messages_status" not in names
+    assert {"messages_received", "messages_control", "messages_unprocessed"} <= names
