@@ -36,7 +36,7 @@ from engine.store import reconcile as rstore
 from engine.store.reconcile_merges import load_merges
 from transforms.reconcile import reconcile
 from transforms.reconcile.mismatch import Mismatch, make
-from transforms.reconcile.records import mpps_instance_count, order_view, study_view
+from transforms.reconcile.records import mpps_instance_count, order_ref, study_ref
 from transforms.reconcile.rules import ReconcileRules
 
 
@@ -141,8 +141,8 @@ def _run_rules(ctx: PassContext, data: _Data, today: dt.date) -> list[Mismatch]:
 
 
 def _scope(ctx: PassContext, data: _Data) -> rstore.Scope:
-    orders = frozenset(order_view(o, ctx.rules).ref for o in data.orders)
-    studies = {study_view(s, ctx.rules).ref for s in data.studies}
+    orders = frozenset(order_ref(o, ctx.rules) for o in data.orders)
+    studies = {study_ref(s, ctx.rules) for s in data.studies}
     studies |= {f"mpps:{m['sop_instance_uid']}" for m in data.mpps}
     studies |= data.gone
     studies |= {str(m["study_instance_uid"]) for m in data.mpps if m.get("study_instance_uid")}
@@ -241,13 +241,13 @@ def _by_ref(ctx: PassContext, data: _Data, flagged: Sequence[dict[str, Any]]
     studies: dict[str, Mapping[str, Any]] = {}
     if want_o:
         for o in data.orders:
-            ref = order_view(o, ctx.rules).ref
+            ref = order_ref(o, ctx.rules)
             if ref in want_o:
                 attrs = o.get("attributes", o)
                 orders[ref] = attrs if isinstance(attrs, Mapping) else {}
     if want_s:
         for s in data.studies:
-            ref = study_view(s, ctx.rules).ref
+            ref = study_ref(s, ctx.rules)
             if ref in want_s:
                 studies[ref] = s
     return orders, studies

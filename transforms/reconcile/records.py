@@ -131,6 +131,31 @@ def _common(item: Mapping[str, Any], rules: ReconcileRules) -> dict[str, Any]:
     }
 
 
+def _order_ref(uid: str, sps_id: str, accession: str) -> str:
+    return f"{uid}/{sps_id}" if sps_id else uid or accession
+
+
+def order_ref(row: Mapping[str, Any], rules: ReconcileRules) -> str:
+    """``order_view(row, rules).ref`` without normalising the rest."""
+    item = _attributes(row)
+    sps = _first(item.get("ScheduledProcedureStepSequence"))
+    return _order_ref(n.text(item.get("StudyInstanceUID")),
+                      n.text(sps.get("ScheduledProcedureStepID") or row.get("sps_id")),
+                      n.accession(item.get("AccessionNumber"),
+                                  rules.accession.case_insensitive))
+
+
+def study_ref(item: Mapping[str, Any], rules: ReconcileRules) -> str:
+    """``study_view(item, rules).ref`` without normalising the rest."""
+    return _study_ref(n.text(item.get("StudyInstanceUID")),
+                      n.accession(item.get("AccessionNumber"),
+                                  rules.accession.case_insensitive))
+
+
+def _study_ref(uid: str, accession: str) -> str:
+    return uid or f"acc:{accession}"
+
+
 def order_view(row: Mapping[str, Any], rules: ReconcileRules) -> OrderView:
     item = _attributes(row)
     sps = _first(item.get("ScheduledProcedureStepSequence"))
@@ -139,7 +164,7 @@ def order_view(row: Mapping[str, Any], rules: ReconcileRules) -> OrderView:
                     or "SCHEDULED").upper()
     sps_id = n.text(sps.get("ScheduledProcedureStepID") or row.get("sps_id"))
     return OrderView(
-        ref=f"{common['uid']}/{sps_id}" if sps_id else common["uid"] or common["accession"],
+        ref=_order_ref(common["uid"], sps_id, common["accession"]),
         date=n.date_ordinal(sps.get("ScheduledProcedureStepStartDate")),
         modality=n.modality(sps.get("Modality"), rules.normalise),
         status=status,
@@ -152,7 +177,7 @@ def study_view(item: Mapping[str, Any], rules: ReconcileRules) -> StudyView:
     raw_count = n.text(item.get("NumberOfStudyRelatedInstances"))
     mods = item.get("ModalitiesInStudy", item.get("Modality"))
     return StudyView(
-        ref=common["uid"] or f"acc:{common['accession']}",
+        ref=_study_ref(common["uid"], common["accession"]),
         date=n.date_ordinal(item.get("StudyDate")),
         modalities=n.modalities(mods, rules.normalise),
         instances=int(raw_count) if raw_count.isdigit() else None,
