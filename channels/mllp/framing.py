@@ -154,6 +154,19 @@ class MLLPDecoder:
         """True after :class:`FrameTooLarge`."""
         return self._state == _FAILED
 
+    def feed_whole(self, data: bytes) -> bytes | None:
+        """Fast path of :meth:`feed` for the usual read: exactly one complete frame
+        (start byte, payload without start/end bytes, end + CR) while nothing is pending.
+        Returns its payload, the decoder staying between frames; otherwise ``None``
+        with nothing consumed (then call :meth:`feed`)."""
+        n = len(data)
+        if (self._ps >= 0 or self._junk or self._tail < 0 or self._state != _OPEN or n < 3
+                or data[0] != self._start or data[-1] != self._tail
+                or data[-2] != self._end or n - 3 > self._limit
+                or data.find(self._end, 1) != n - 2 or data.find(self._start, 1) >= 0):
+            return None
+        return data[1:-2]
+
     def feed(self, data: bytes) -> list[Event]:
         """Consume ``data``; return the events it completes, in stream order."""
         if self._state != _OPEN:

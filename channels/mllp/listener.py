@@ -85,6 +85,15 @@ class _Connection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.last_rx = time.monotonic()
+        payload = self.decoder.feed_whole(data)
+        if payload is not None:  # the usual read: one whole frame
+            self.frames.append((payload, time.perf_counter()))
+            if len(self.frames) >= _HIGH_WATER:
+                self.transport_pause()
+            waiter = self.waiter
+            if waiter is not None and not waiter.done():
+                waiter.set_result(None)
+            return
         was_in_frame = self.decoder.in_frame
         try:
             events = self.decoder.feed(data)
@@ -145,6 +154,8 @@ class _Connection(asyncio.Protocol):
     async def _serve(self) -> None:
         loop = asyncio.get_running_loop()
         observe = self.server.observe_ack
+        if self.server._ack_latency is not None:
+            observe = self.server._ack_latency.observe
         dispatch = self.dispatch
         try:
             while True:

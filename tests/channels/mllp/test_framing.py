@@ -375,3 +375,45 @@ def _bench(seconds: float = 1.0) -> None:
 
 if __name__ == "__main__":
     _bench()
+
+
+# --- feed_whole: the one-frame fast path is feed() when it answers ------------------------
+
+_noisy = st.lists(st.sampled_from([VT, FS, CR, LF, b"x", b"MSH|", VT + b"A" + FS + CR]),
+                  max_size=12).map(b"".join)
+
+
+@pytest.mark.parametrize("cfg", [DEFAULT, LENIENT, FramingConfig(max_frame_bytes=1024)],
+                         ids=["require_end_cr", "lenient", "small_limit"])
+@settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow,
+                                                   HealthCheck.data_too_large])
+@given(data=st.data())
+def test_feed_whole_gives_what_feed_gives(cfg: FramingConfig, data: st.DataObject) -> None:
+    items = data.draw(st.lists(st.tuples(payloads, separators), max_size=4))
+    stream = b"".join(encode_frame(p, cfg) + sep for p, sep in items)
+    stream = stream + data.draw(_noisy) if data.draw(st.booleans()) else stream
+    cuts = data.draw(st.lists(st.integers(0, len(stream)), max_size=6))
+    fast, slow = MLLPDecoder(cfg), MLLPDecoder(cfg)
+    got: list[Event] = []
+    want: list[Event] = []
+    for chunk in split(stream, cuts):
+        want += slow.feed(chunk)
+        payload = fast.feed_whole(chunk)
+        got += [Frame(payload)] if payload is not None else fast.feed(chunk)
+        if slow.failed:
+            break
+    assert got == want
+    if not slow.failed:
+        assert fast.eof() == slow.eof()
+
+
+def test_feed_whole_takes_exactly_one_whole_frame() -> None:
+    dec = MLLPDecoder()
+    assert dec.feed_whole(VT + MSG + FS + CR) == MSG
+    assert dec.feed_whole(VT + MSG + FS + CR + VT + MSG + FS + CR) is None  # two frames
+    assert dec.feed_whole(VT + MSG) is None  # partial
+    assert dec.feed(VT + MSG) == [] and dec.in_frame
+    assert dec.feed_whole(FS + CR) is None  # not while a frame is pending
+    assert dec.feed(FS + CR) == [Frame(MSG)]
+    assert MLLPDecoder(FramingConfig(max_frame_bytes=1024)).feed_whole(
+        VT + b"x" * 1025 + FS + CR) is None  # over the limit: feed() reports it
