@@ -453,30 +453,75 @@ async def _mismatches(args: argparse.Namespace, cfg: Any) -> int:
 
             return await export(store, args)
         if args.action in ("acknowledge", "resolve", "ignore"):
-            status = {"acknowledge": "acknowledged", "resolve": "resolved",
-                      "ignore": "ignored"}[args.action]
-            ok = await store.write_tx(
-                lambda c: rstore.set_status(c, args.id, status, args.who, args.why))
-            print(f"mismatch {args.id}: {status}" if ok else f"no mismatch {args.id}")
-            return EXIT_OK if ok else EXIT_FAIL
+            return await _decide(store, args)
+        if args.action in ("decisions", "forget"):
+            return await _decisions(store, args)
+        if args.action == "show":
+            row = await store.read_tx(lambda c: rstore.get_mismatch(c, args.id))
+            if row is None:
+                print(f"no mismatch {args.id}", file=sys.stderr)
+                return EXIT_FAIL
+            print(json.dumps(row, indent=1, ensure_ascii=False, default=str))
+            return EXIT_OK
         status_filter = None if args.status == "all" else args.status
         rows = await store.read_tx(
             lambda c: rstore.list_mismatches(c, status=status_filter, limit=args.limit))
     finally:
         await store.aclose()
-    if args.action == "show":
-        match = [m for m in rows if m["id"] == args.id]
-        if not match:
-            print(f"no mismatch {args.id}", file=sys.stderr)
-            return EXIT_FAIL
-        print(json.dumps(match[0], indent=1, ensure_ascii=False, default=str))
-        return EXIT_OK
     if args.json:
         print(json.dumps(rows, indent=1, ensure_ascii=False, default=str))
         return EXIT_OK
     for m in rows:
         print(format_row(m))
     print(f"({len(rows)} mismatches)", file=sys.stderr)
+    return EXIT_OK
+
+
+async def _decide(store: Any, args: argparse.Namespace) -> int:
+    """acknowledge / resolve / ignore one mismatch (``--remember``: also later ones)."""
+    from engine.store import reconcile as rstore
+    from engine.store import reconcile_decisions as decisions
+
+    status = {"acknowledge": "acknowledged", "resolve": "resolved",
+              "ignore": "ignored"}[args.action]
+    if args.remember and status not in decisions.REMEMBERABLE:
+        print("only ignore and acknowledge decisions can be remembered", file=sys.stderr)
+        return EXIT_USAGE
+
+    def write(conn: Any) -> tuple[bool, int | None]:
+        ok = rstore.set_status(conn, args.id, status, args.who, args.why)
+        remembered = (decisions.remember(conn, args.id, status, args.who, args.why)
+                      if ok and args.remember else None)
+        return ok, remembered
+
+    ok, remembered = await store.write_tx(write)
+    if not ok:
+        print(f"no mismatch {args.id}", file=sys.stderr)
+        return EXIT_FAIL
+    print(f"mismatch {args.id}: {status}")
+    if remembered is not None:
+        print(f"decision {remembered} remembered: later mismatches of the same type with the"
+              f" same values are {status} at once (radbridge mismatches forget {remembered})")
+    return EXIT_OK
+
+
+async def _decisions(store: Any, args: argparse.Namespace) -> int:
+    """List remembered decisions, or forget one."""
+    from engine.store import reconcile_decisions as decisions
+
+    if args.action == "forget":
+        ok = await store.write_tx(lambda c: decisions.forget(c, args.id))
+        print(f"decision {args.id} forgotten" if ok else f"no decision {args.id}",
+              file=sys.stdout if ok else sys.stderr)
+        return EXIT_OK if ok else EXIT_FAIL
+    rows = await store.read_tx(decisions.decisions)
+    if args.json:
+        print(json.dumps(rows, indent=1, ensure_ascii=False, default=str))
+        return EXIT_OK
+    for d in rows:
+        print(f"{d['id']:>5}  {d['status']:12} {d['type']:28} applied {d['applied']:>5}  "
+              f"by {d['who']}: {d['why']}")
+    print(f"({len(rows)} decisions)", file=sys.stderr)
     return EXIT_OK
 
 
@@ -584,7 +629,16 @@ def build_parser() -> argparse.ArgumentParser:
         q.add_argument("id", type=int)
         q.add_argument("--who", default=os.environ.get("USER", "operator"))
         q.add_argument("--why", default="")
+        q.add_argument("--remember", action="store_true",
+                       help="apply this decision to later mismatches of the same type with"
+                            " the same values (ignore, acknowledge)")
         q.set_defaults(func=cmd_mismatches, action=name, status="all", limit=100000, json=False)
+    q = msub2.add_parser("decisions", help="remembered decisions")
+    q.add_argument("--json", action="store_true")
+    q.set_defaults(func=cmd_mismatches, action="decisions")
+    q = msub2.add_parser("forget", help="forget a remembered decision")
+    q.add_argument("id", type=int)
+    q.set_defaults(func=cmd_mismatches, action="forget", json=False)
     ml = msub2.add_parser("list")
     for q in (p, ml):
         q.add_argument("--status", default="open",

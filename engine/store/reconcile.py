@@ -21,6 +21,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from engine.store import reconcile_decisions as decisions
 from transforms.reconcile.mismatch import Mismatch
 
 STATUSES = ("open", "acknowledged", "resolved", "ignored")
@@ -273,12 +274,14 @@ def upsert_mismatches(conn: sqlite3.Connection, found: Sequence[Mismatch],
         f"UPDATE mismatches SET status = 'resolved', status_at = ?, who = ?,"
         f" why = 'no longer found' WHERE {stale}", (now, AUTO)).rowcount
     conn.execute("DELETE FROM _seen")
+    decided = decisions.apply(conn, [m.key for m in new], now)  # remembered: not flagged
     flagged: list[Flagged] = []
     if new:
         ids = dict(conn.execute(
             "SELECT key, id FROM mismatches WHERE key IN (SELECT value FROM json_each(?))",
             (json.dumps([m.key for m in new]),)).fetchall())
-        flagged += [Flagged(ids[m.key], m.key, "new") for m in new if m.key in ids]
+        flagged += [Flagged(ids[m.key], m.key, "new") for m in new
+                    if m.key in ids and m.key not in decided]
     for m, details in again:
         mid, status, severity, old_details = existing[m.key]
         if status == "resolved":

@@ -46,3 +46,19 @@ CREATE TABLE IF NOT EXISTS reconcile_state (
     value TEXT NOT NULL
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS mpps_updated ON mpps (updated_at);
+
+-- Remembered decisions (engine/store/reconcile_decisions.py): a person's ignore/acknowledge
+-- applied to later mismatches of the same type with the same differing values.
+CREATE TABLE IF NOT EXISTS mismatch_decisions (
+    id          INTEGER PRIMARY KEY,
+    type        TEXT    NOT NULL,
+    order_value TEXT    NOT NULL DEFAULT '',
+    study_value TEXT    NOT NULL DEFAULT '',
+    status      TEXT    NOT NULL CHECK (status IN ('acknowledged', 'ignored')),
+    who         TEXT    NOT NULL DEFAULT '',
+    why         TEXT    NOT NULL DEFAULT '',
+    created_at  REAL    NOT NULL,
+    source_id   INTEGER,                -- the mismatch it was decided on
+    applied     INTEGER NOT NULL DEFAULT 0,
+    UNIQUE (type, order_value, study_value)
+);
