@@ -464,8 +464,9 @@ async def _mismatches(args: argparse.Namespace, cfg: Any) -> int:
             print(json.dumps(row, indent=1, ensure_ascii=False, default=str))
             return EXIT_OK
         status_filter = None if args.status == "all" else args.status
-        rows = await store.read_tx(
-            lambda c: rstore.list_mismatches(c, status=status_filter, limit=args.limit))
+        rows = await store.read_tx(lambda c: rstore.list_mismatches(
+            c, status=status_filter, limit=args.limit, type=args.type,
+            severity=args.severity, since=args.since))
     finally:
         await store.aclose()
     if args.json:
@@ -644,6 +645,9 @@ def build_parser() -> argparse.ArgumentParser:
         q.add_argument("--status", default="open",
                        help="open, acknowledged, resolved, ignored, all")
         q.add_argument("--limit", type=int, default=1000)
+        q.add_argument("--type", help="mismatch type, e.g. accession_mismatch")
+        q.add_argument("--severity", help="critical, high, medium, low")
+        q.add_argument("--since", type=parse_since, help="last seen since: 24h, 7d or ISO time")
         q.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_mismatches, action="list")
     ml.set_defaults(func=cmd_mismatches, action="list")

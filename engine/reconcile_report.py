@@ -24,6 +24,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from engine.store import reconcile as rstore
+
 COLUMNS = ("id", "type", "severity", "status", "first_seen", "last_seen", "order_ref",
            "study_ref", "order_value", "study_value", "explanation", "who", "why", "status_at")
 SEVERITIES = ("critical", "high", "medium", "low", "info")   # transforms.reconcile.rules
@@ -153,23 +155,8 @@ def to_html(rows: Sequence[Mapping[str, str]], *, generated_at: float,
 # -- adapter: the table in, a file out ------------------------------------------------
 def select_mismatches(conn: sqlite3.Connection, f: ExportFilter) -> list[dict[str, Any]]:
     """Mismatches matching ``f``, most severe first, then most recently seen."""
-    where: list[str] = []
-    args: list[Any] = []
-    for column, value in (("status", f.status), ("type", f.type), ("severity", f.severity)):
-        if value is not None:
-            where.append(f"{column} = ?")
-            args.append(value)
-    if f.since is not None:
-        where.append("last_seen >= ?")
-        args.append(f.since)
-    rank = " ".join(f"WHEN '{s}' THEN {i}" for i, s in enumerate(SEVERITIES))
-    sql = ("SELECT id, type, severity, status, first_seen, last_seen, order_ref, study_ref,"
-           " details, explanation, who, why, status_at FROM mismatches"
-           + (" WHERE " + " AND ".join(where) if where else "")
-           + f" ORDER BY CASE severity {rank} ELSE {len(SEVERITIES)} END, last_seen DESC, id")
-    cur = conn.execute(sql, args)
-    names = [d[0] for d in cur.description]
-    return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+    return rstore.list_mismatches(conn, status=f.status, type=f.type, severity=f.severity,
+                                  since=f.since, limit=None)
 
 
 def write_private(path: Path, text: str) -> None:

@@ -316,16 +316,24 @@ def set_status(conn: sqlite3.Connection, mismatch_id: int, status: str, who: str
 
 
 def list_mismatches(conn: sqlite3.Connection, *, status: str | None = "open",
-                    limit: int = 1000) -> list[dict[str, Any]]:
-    """Mismatches (most severe, then most recent first)."""
+                    limit: int | None = 1000, type: str | None = None,
+                    severity: str | None = None, since: float | None = None
+                    ) -> list[dict[str, Any]]:
+    """Mismatches matching every filter given (``since``: last seen at or after), most
+    severe first, then most recently seen; ``details`` decoded."""
     order = ("CASE severity WHEN 'critical' THEN 0 WHEN 'high' THEN 1 WHEN 'medium' THEN 2"
-             " WHEN 'low' THEN 3 ELSE 4 END, last_seen DESC, id")
-    sql = "SELECT * FROM mismatches"
+             " WHEN 'low' THEN 3 WHEN 'info' THEN 4 ELSE 5 END, last_seen DESC, id")
+    where: list[str] = []
     args: list[Any] = []
-    if status is not None:
-        sql += " WHERE status = ?"
-        args.append(status)
-    cur = conn.execute(f"{sql} ORDER BY {order} LIMIT ?", (*args, limit))
+    for column, value in (("status", status), ("type", type), ("severity", severity)):
+        if value is not None:
+            where.append(f"{column} = ?")
+            args.append(value)
+    if since is not None:
+        where.append("last_seen >= ?")
+        args.append(since)
+    sql = "SELECT * FROM mismatches" + (" WHERE " + " AND ".join(where) if where else "")
+    cur = conn.execute(f"{sql} ORDER BY {order} LIMIT ?", (*args, -1 if limit is None else limit))
     names = [d[0] for d in cur.description]
     return [{**dict(zip(names, r, strict=True)), "details": json.loads(r[names.index("details")])}
             for r in cur.fetchall()]

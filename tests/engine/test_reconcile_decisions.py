@@ -98,3 +98,23 @@ def test_only_ignore_and_acknowledge_can_be_remembered(
     shown = json.loads(capsys.readouterr().out)
     assert shown["key"] == name_mismatch(1).key and shown["details"]["order_value"] == "MUELLER"
     assert cli(site, "show", "999") == 1
+
+
+def test_list_filters_by_type_severity_status_and_since(
+        site: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    sex = Mismatch(type="sex_mismatch", severity="low", key="sex_mismatch|2.25.9|2.25.9/S9",
+                   order_ref="2.25.9/S9", study_ref="2.25.9", order_value="F",
+                   study_value="M", explanation="accession A9: sex differs (F vs M)")
+    run(site, lambda c: rstore.upsert_mismatches(c, [name_mismatch(1), sex], 1.0))
+    run(site, lambda c: rstore.upsert_mismatches(c, [name_mismatch(1)], 1000.0))  # sex resolved
+
+    def listed(*args: str) -> list[str]:
+        assert cli(site, "list", "--json", *args) == 0
+        return [r["study_ref"] for r in json.loads(capsys.readouterr().out)]
+
+    assert listed() == ["2.25.1"]
+    assert listed("--status", "all") == ["2.25.1", "2.25.9"]  # medium before low
+    assert listed("--status", "all", "--type", "sex_mismatch") == ["2.25.9"]
+    assert listed("--status", "all", "--severity", "medium") == ["2.25.1"]
+    assert listed("--status", "resolved") == ["2.25.9"]
+    assert listed("--status", "all", "--since", "1970-01-01T00:10:00") == ["2.25.1"]
