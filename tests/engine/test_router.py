@@ -146,11 +146,17 @@ LEAN_CASES = [
     _header(6, "||||||UNICODE UTF-8").replace(b"ALICE", "ALÏCE".encode()),  # not ASCII
     "MSH|^~\\&|R|H|B|H|2026||ORM^O01|L7|P|2.3.1||||||8859/1\rPID|1||P^^^H||ÉVA\r".encode(
         "latin-1"),
+    "MSH|^~\\&|R|H|B|H|2026||ORM^O01|L12|P|2.5||||||UNICODE UTF-16\rPID|1||P^^^H||ÉVA\r"
+    .encode("utf-16"),  # not ASCII-compatible: the ACK in UTF-16 too
+    # (the cases above take the lean path, those below the general one)
     orm(8).replace(b"2.3.1", b"9.9"),  # unsupported version: rejected
     orm(9).replace(b"ORM^O01", b"ORU^R01"),  # not accepted
     orm(10).replace(b"MSG000010", b""),  # empty control id
     b"MSH|^~\\&|R|H|B|H|2026||ORM^O01|L11|P|2.3.1\rbad segment\r",  # parse error
 ]
+
+
+LEAN_ENDS = 9
 
 
 def _ack_without_time_and_id(ack: bytes) -> list[str]:
@@ -172,7 +178,11 @@ async def test_lean_path_answers_and_stores_like_the_general_path(
         try:
             p, notified = pipeline(s, accept_message_types=["ORM^O01", "ADT^*"])
             assert p._lean_ok
+            for mtype in ("ORM^O01", "ADT^A08", "ORU^R01"):  # as after a first message
+                p._type_ok[mtype] = p._accept(mtype)
             p._lean_ok = lean
+            if lean:
+                assert (p._lean(raw) is not None) == (LEAN_CASES.index(raw) < LEAN_ENDS)
             res = await p.dispatch(raw, "peer")
             detail = await s.get_message(res.message_id or 0)
             assert detail is not None
