@@ -29,7 +29,9 @@ from engine.hl7 import (
     should_send_accept_ack,
     sniff_msh18,
 )
-from engine.hl7.ack import expected_ack_mode, wants_ack
+from engine.hl7.ack import _fast_accept_ack, expected_ack_mode, wants_ack
+from engine.hl7.ids import new_control_id
+from engine.hl7.versions import KNOWN_VERSIONS
 from engine.logging import EventLine, get_logger
 from engine.metrics import Metrics
 from engine.store.base import InboundRecord, NewDelivery, Store
@@ -57,6 +59,7 @@ def type_matches(message_type: str, patterns: Sequence[str]) -> bool:
 
 
 _CODECS: dict[str, str] = {}
+_KNOWN_VERSIONS = frozenset(KNOWN_VERSIONS)
 _SNIFF_WINDOW = 1 << 16  # sniff_msh18 reads MSH-18 within the first 64 KiB
 
 
@@ -309,7 +312,7 @@ class ChannelPipeline:
         """The common case without an ``Evaluation``: decode, parse (segments are split
         only when read), the MSH checks and the routes by type. ``None`` when the message
         is not plainly acceptable: the general path then answers it (and says why)."""
-        if raw[:4] == b"MSH|" and len(raw) < _SNIFF_WINDOW and raw.isascii():
+        if raw.startswith(b"MSH|") and len(raw) < _SNIFF_WINDOW and raw.isascii():
             # ASCII text reads the same in every ASCII-compatible codec: parse first, then
             # take MSH-18 from the parsed header (what ``sniff_msh18`` would have read).
             try:
@@ -331,11 +334,8 @@ class ChannelPipeline:
             except HL7ParseError:
                 return None
         mtype, cid, version, accept, app = msg.key_fields()
-        accepted = self._type_ok.get(mtype)
-        if accepted is None or not cid or not is_known_version(version):
+        if not self._type_ok.get(mtype) or not cid or version not in _KNOWN_VERSIONS:
             return None  # (a type not seen yet is cached by the general path's check)
-        if not accepted:
-            return None
         routes = self._routes_for.get(mtype)
         if routes is None:
             routes = [r for r in self.routes if type_matches(mtype, r.message_types)]
@@ -348,7 +348,8 @@ class ChannelPipeline:
         if accept and not wants_ack(accept, True):
             ack = b""  # MSH-15 asks for no accept ACK on success
         else:
-            ack_text = build_ack(msg, "CA" if (accept or app) else "AA")
+            code = "CA" if (accept or app) else "AA"
+            ack_text = _fast_accept_ack(msg, code, new_control_id()) or build_ack(msg, code)
             ack = ack_text.encode("ascii") if codec in _ASCII_COMPATIBLE and ack_text.isascii() \
                 else ack_text.encode(codec, errors="replace")
         return msg, codec, mtype, cid, version, bool(accept or app), deliveries, ack
