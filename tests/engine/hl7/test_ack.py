@@ -217,3 +217,25 @@ def test_ack_for_unparseable_input_stays_ascii() -> None:
     raw = build_ack(None, "AR", text="bad MSH-2", raw_fallback_header=header)
     raw.encode("ascii")
     assert parse_ack(raw).control_id == "MSG1"
+
+
+def test_control_ids_stay_unique_across_epochs_threads_and_forks() -> None:
+    import threading
+
+    from engine.hl7 import ids
+
+    seen: list[str] = []
+
+    def make(n: int) -> None:
+        seen.extend(new_control_id() for _ in range(n))
+
+    threads = [threading.Thread(target=make, args=(50_000,)) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(set(seen)) == len(seen) == 200_000  # > 3 epochs of 65,536
+    before = new_control_id()
+    ids._after_fork()  # as in a forked child: same counter, new pid byte, new prefixes
+    after = new_control_id()
+    assert after[:13] != before[:13] and after not in seen
