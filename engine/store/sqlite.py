@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
+from operator import attrgetter
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -46,6 +47,7 @@ from engine.store.sqlite_ingest import (
 
 T = TypeVar("T")
 _STOP = object()
+_DROWS = attrgetter("drows")
 _MAX_BATCH = 512
 SCHEMA_VERSION = "1"
 
@@ -157,23 +159,34 @@ class SQLiteStore(Store):
         alone. If a run of plain ingests fails, it is rolled back and retried item by item
         (each in its savepoint), so one bad row still fails alone."""
         results: list[tuple[asyncio.Future[Any], bool, Any]] = []
-        later = [item for item in batch if item.__class__ is tuple
-                 and getattr(item[0], "outside_transaction", False)]
-        if later:
-            batch = [item for item in batch if item not in later]
-        # Runs: a list of plain Ingest items, or a single other item.
-        runs: list[Any] = []
-        for item in batch:
-            if item.__class__ is Ingest and not item.effects:
+        # Queue items: a list (plain ingests handed over together by _hand_over), an
+        # Ingest, or a (fn, future) write. Flatten them and group runs of plain ingests.
+        items: list[Any] = []
+        later: list[Any] = []
+        runs: list[Any] = []  # a list of plain Ingest items, or a single other item
+        for entry in batch:
+            cls = entry.__class__
+            if cls is list:
+                items.extend(entry)
                 if runs and runs[-1].__class__ is list:
-                    runs[-1].append(item)
+                    runs[-1].extend(entry)
                 else:
-                    runs.append([item])
+                    runs.append(list(entry))
+            elif cls is tuple and getattr(entry[0], "outside_transaction", False):
+                later.append(entry)
             else:
-                runs.append(item)
+                items.append(entry)
+                if cls is Ingest and not entry.effects:
+                    if runs and runs[-1].__class__ is list:
+                        runs[-1].append(entry)
+                    else:
+                        runs.append([entry])
+                else:
+                    runs.append(entry)
+        batch = items
         alone = len(runs) == 1  # the whole transaction is the savepoint
         if (alone and runs[0].__class__ is list and len(runs[0]) * 14 <= self._max_vars
-                and not any(item.drows for item in runs[0])):
+                and not any(map(_DROWS, runs[0]))):
             # The common case: messages only, one statement. In autocommit mode it is its
             # own transaction (committed, fsync'ed, before execute returns): the writer
             # drops and re-takes the GIL once for the batch instead of once per statement.
@@ -381,9 +394,7 @@ class SQLiteStore(Store):
             finally:
                 self._conn_lock.release()
             return
-        put = self._queue.put
-        for item in items:
-            put(item)
+        self._queue.put(items)  # one queue item for the pass (see _run_batch)
 
     async def update_deliveries(self, updates: Sequence[DeliveryUpdate]) -> None:
         now = time.time()

@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from collections.abc import Sequence
+from itertools import chain
+from operator import attrgetter
 from typing import Any
 
 from engine.errors import MessageRejected
@@ -24,6 +26,7 @@ _DELIVERY_COLUMNS = "message_id, destination, status, order_key, created_at, upd
 _DELIVERY_SQL = f"INSERT INTO deliveries ({_DELIVERY_COLUMNS}) VALUES (?,?,'pending',?,?,?,?)"
 _MAX_ROWID = (1 << 63) - 1
 _ENHANCED = {"AA": "CA", "AE": "CE", "AR": "CR"}
+_ROW = attrgetter("row")
 
 
 class Ingest:
@@ -88,7 +91,7 @@ def insert_plain(conn: sqlite3.Connection, run: list[Ingest], max_vars: int) -> 
     for start in range(0, len(run), per):
         part = run[start:start + per]
         n = len(part)
-        params = [x for it in part for x in it.row]
+        params = list(chain.from_iterable(map(_ROW, part)))
         cur = conn.execute(
             multi_sql(f"INSERT INTO messages ({_MESSAGE_COLUMNS}) VALUES ",
                        "(?,?,?,?,?,?,?,?,?,?,?,?,?,?)", n),
