@@ -224,13 +224,15 @@ class EventLine:
                 parts.append(f'{head}: "{REDACTED}"')
             else:
                 v = args[i]
-                parts.append(f"{head}: {{_enc({v}) if {v}.__class__ is str else _value({v})}}")
+                parts.append(f"{head}: {{_enc({v}) if {v}.__class__ is str else "
+                             f"_repr({v}) if {v}.__class__ in _NUMBERS else _value({v})}}")
         tail = (', "event": {_enc(event)}, "level": "' + self.level
                 + '", "timestamp": "{_timestamp(_now())}"}}')
         src = (f"def render(event, {', '.join(args)}):\n"
                f"    return f'{''.join(parts)}{tail}'\n")
         scope: dict[str, Any] = {"_enc": _enc, "_value": _value, "_timestamp": _timestamp,
-                                 "_now": time.time}
+                                 "_now": time.time, "_repr": repr,
+                                 "_NUMBERS": frozenset({int, float})}
         exec(compile(src, f"<EventLine {self.name}>", "exec"), scope)
         return scope["render"]
 
