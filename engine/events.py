@@ -45,6 +45,8 @@ from typing import Annotated, Any, ClassVar, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
+from engine.store import outbox
+
 DEFAULT_QUEUE = "_events/mqtt"
 EVENTS_CHANNEL = "_events"
 PHI_FIELDS = frozenset({"patient_id", "issuer_of_patient_id"})
@@ -257,18 +259,12 @@ def emit(conn: sqlite3.Connection, event: Event, *, wake: bool = True) -> int | 
     now = time.time()
     mid = event.message_id
     if mid is None:
-        cur = conn.execute(
-            "INSERT INTO messages (received_at, channel, message_type, status, size, raw)"
-            " VALUES (?, ?, 'EVENT', 'processed', ?, ?)",
-            (now, EVENTS_CHANNEL, len(body), body))
-        mid = cur.lastrowid
-    cur = conn.execute(
-        "INSERT INTO deliveries (message_id, destination, status, order_key, created_at,"
-        " updated_at, payload) VALUES (?, ?, 'pending', '', ?, ?, ?)",
-        (mid, queue, now, now, body))
+        mid = outbox.record(conn, channel=EVENTS_CHANNEL, message_type="EVENT", raw=body,
+                            received_at=now)
+    delivery = outbox.queue_one(conn, mid, queue, body, now)
     if wake:
         _wake_soon()
-    return cur.lastrowid
+    return delivery
 
 
 def notify() -> None:

@@ -29,7 +29,7 @@ from channels.dicom_mpps import machine
 from channels.dicom_mpps.config import MPPSConfig
 from channels.dicom_mpps.machine import Change, Refusal
 from engine import events
-from engine.store import mpps
+from engine.store import mpps, outbox
 from engine.store import worklist as wl
 
 
@@ -112,18 +112,15 @@ def _message(conn: sqlite3.Connection, channel: str, op: Operation, now: float) 
     raw = json.dumps(op.record, ensure_ascii=False, separators=(",", ":"),
                      default=str).encode()
     charset = op.record.get("SpecificCharacterSet", "")
-    cur = conn.execute(
-        "INSERT INTO messages (received_at, channel, peer, control_id, message_type, charset,"
-        " status, ack_code, size, raw) VALUES (?,?,?,?,?,?,'processed','0000',?,?)",
-        (now, channel, op.peer, op.uid, op.operation,
-         "\\".join(charset) if isinstance(charset, list) else str(charset), len(raw), raw))
-    assert cur.lastrowid is not None
-    return cur.lastrowid
+    return outbox.record(
+        conn, channel=channel, message_type=op.operation, raw=raw, received_at=now,
+        control_id=op.uid, peer=op.peer, ack_code="0000",
+        charset="\\".join(charset) if isinstance(charset, list) else str(charset))
 
 
 def _queue_status(conn: sqlite3.Connection, mid: int, change: Change,
                   routes: Sequence[StatusRoute], out: Outcome, now: float) -> None:
-    rows: list[tuple[Any, ...]] = []
+    rows: list[tuple[int, str, str, bytes]] = []
     key = str(change.record.get("PatientID", "") or "")
     for route in routes:
         if route.effect is not None or route.mapping is None:
@@ -134,14 +131,10 @@ def _queue_status(conn: sqlite3.Connection, mid: int, change: Change,
         if result.status != "ok":
             out.warnings.append(f"{route.name}: no status message: {result.reason}")
             continue
-        rows.append((mid, route.queue_name, key, now, now, result.encode(route.charset)))
+        rows.append((mid, route.queue_name, key, result.encode(route.charset)))
         if route.notify not in out.notify:
             out.notify.append(route.notify)
-    if rows:
-        conn.executemany(
-            "INSERT INTO deliveries (message_id, destination, status, order_key, created_at,"
-            " updated_at, payload) VALUES (?,?,'pending',?,?,?,?)", rows)
-    out.deliveries = len(rows)
+    out.deliveries = outbox.queue(conn, rows, now)
 
 
 def _event(channel: str, mid: int, change: Change, linked: list[tuple[str, str]]

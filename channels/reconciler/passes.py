@@ -32,6 +32,7 @@ from typing import Any
 
 from channels.pacs.find import PACSFindConfig, afind_by_keys, afind_studies
 from engine import events
+from engine.store import outbox
 from engine.store import reconcile as rstore
 from engine.store.reconcile_merges import load_merges
 from transforms.reconcile import reconcile
@@ -332,12 +333,8 @@ def _anchor(conn: sqlite3.Connection, channel: str, kind: str,
     raw = json.dumps({"pass": kind, "flagged": [
         {"id": f.id, "change": f.change, "type": f.key.split("|", 1)[0]}
         for f in summary.flagged]}, separators=(",", ":")).encode()
-    cur = conn.execute(
-        "INSERT INTO messages (received_at, channel, control_id, message_type, status,"
-        " ack_code, size, raw) VALUES (?,?,?,'RECONCILE','processed','',?,?)",
-        (now, channel, f"{kind}-{int(now * 1000)}", len(raw), raw))
-    assert cur.lastrowid is not None
-    return cur.lastrowid
+    return outbox.record(conn, channel=channel, message_type="RECONCILE", raw=raw,
+                         received_at=now, control_id=f"{kind}-{int(now * 1000)}")
 
 
 def _queue(conn: sqlite3.Connection, mid: int, rec: Mapping[str, Any], routes: Sequence[Any],
@@ -352,10 +349,7 @@ def _queue(conn: sqlite3.Connection, mid: int, rec: Mapping[str, Any], routes: S
             warnings.append(f"{route.name}: no notification for mismatch "
                             f"{rec['mismatch']['id']}: {result.reason}")
             continue
-        conn.execute(
-            "INSERT INTO deliveries (message_id, destination, status, order_key, created_at,"
-            " updated_at, payload) VALUES (?,?,'pending',?,?,?,?)",
-            (mid, route.queue_name, key, now, now, result.encode(route.charset)))
+        outbox.queue_one(conn, mid, route.queue_name, result.encode(route.charset), now, key)
         queued += 1
         if route.notify not in wake:
             wake.append(route.notify)
