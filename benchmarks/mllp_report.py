@@ -8,6 +8,7 @@ import math
 import os
 import platform
 import sqlite3
+import statistics
 import subprocess
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -44,22 +45,29 @@ def render(meta: dict[str, Any], rows: list[Row], ks: Sequence[int],
         if cands:
             bare_by_k[k] = max(cands, key=lambda r: r.rate)
 
+    def us_per_msg(row: Row) -> float:
+        """Server CPU time per ACKed message in the window, median over runs."""
+        vals = [r.server_cpu * 1e4 / r.rate for r in row.runs
+                if r.rate and not math.isnan(r.server_cpu)]
+        return statistics.median(vals) if vals else float("nan")
+
     def ratio(row: Row) -> str:
         b = bare_by_k.get(row.k)
         return f"{row.rate / b.rate:.2f}x" if b and b.rate else "-"
 
     sync = meta["synchronous"]
     head = ("| config | K | msg/s median (min-max) | p50 µs | p99 µs | errors | "
-            "engine/bare | server CPU % | loadgen CPU % | other CPU % | sync |")
-    sep = "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
+            "engine/bare | server CPU % | server CPU µs/msg | loadgen CPU % | other CPU % | "
+            "sync |")
+    sep = "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
 
     def line(row: Row, is_bare: bool = False) -> str:
         name = row.config + (" ← bare" if is_bare else "")
         return (f"| {name} | {row.k} | {fmt_rate(row)} | {fmt(row.med('p50_us'))} | "
                 f"{fmt(row.med('p99_us'))} | {row.errors} | "
                 f"{'1.00x' if is_bare else ratio(row) if row.section != 'bare' else '-'} | "
-                f"{fmt(row.med('server_cpu'))} | {fmt(row.med('client_cpu'))} | "
-                f"{fmt(row.med('other_cpu'))} | {sync} |")
+                f"{fmt(row.med('server_cpu'))} | {fmt(us_per_msg(row))} | "
+                f"{fmt(row.med('client_cpu'))} | {fmt(row.med('other_cpu'))} | {sync} |")
 
     out.append("### Ingest → durable commit → ACK (closed loop, K connections)\n")
     out.append(head)
