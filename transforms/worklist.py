@@ -21,33 +21,17 @@ step, in the same transaction (no PHI beyond what ``events.phi_fields`` allows).
 from __future__ import annotations
 
 import sqlite3
-import time
 from collections.abc import Mapping
 from typing import Any
 
 from engine import events
 from engine.errors import MessageRejected
 from engine.store import worklist as wl
+from engine.store import worklist_links as links
 from transforms.dicom_records import split_sequence
 
 PATIENT_KEYS = ("PatientName", "PatientBirthDate", "PatientSex", "PatientID",
                 "IssuerOfPatientID", "IssuerOfPatientIDQualifiersSequence")
-
-
-def _merged_into(conn: sqlite3.Connection, pid: str, issuer: str) -> str | None:
-    row = conn.execute(
-        "SELECT new_patient_id FROM merged_patients WHERE patient_id = ? AND issuer = ?",
-        (pid, issuer),
-    ).fetchone()
-    return None if row is None else str(row[0])
-
-
-def _study_patient(conn: sqlite3.Connection, study_uid: str) -> tuple[str, str] | None:
-    row = conn.execute(
-        "SELECT patient_id, issuer_of_patient_id FROM worklist WHERE study_instance_uid = ?"
-        " LIMIT 1", (study_uid,),
-    ).fetchone()
-    return None if row is None else (str(row[0]), str(row[1]))
 
 
 def apply_order(
@@ -60,7 +44,7 @@ def apply_order(
     study_uid = str(record.get("StudyInstanceUID", ""))
     pid, issuer = str(record.get("PatientID", "")), str(record.get("IssuerOfPatientID", ""))
     warnings: list[str] = []
-    survivor = _merged_into(conn, pid, issuer)
+    survivor = links.merged_into(conn, pid, issuer)
     if survivor is not None:
         if merged_patient == "reject":
             raise MessageRejected(
@@ -70,7 +54,7 @@ def apply_order(
         record = {**record, "PatientID": survivor}
         pid = survivor
         warnings.append("patient ID was merged: order moved to the surviving patient")
-    known = _study_patient(conn, study_uid)
+    known = links.study_patient(conn, study_uid)
     if known is not None and known != (pid, issuer):
         raise MessageRejected(
             "Study Instance UID is already scheduled for a different patient; "
@@ -80,7 +64,7 @@ def apply_order(
         warnings.append("new order for a Study Instance UID already on the worklist: updated")
     items = split_sequence(dict(record))
     emit = events.enabled()
-    before = _known_steps(conn, study_uid) if emit else set()
+    before = links.study_step_ids(conn, study_uid) if emit else set()
     removed: list[dict[str, Any]] = []
     if control == "XO":
         keep = {str(wl.step_of(i).get("ScheduledProcedureStepID", "")) for i in items}
@@ -100,11 +84,8 @@ def apply_order(
 
 
 def _link(conn: sqlite3.Connection, item: Mapping[str, Any], message_id: int) -> None:
-    conn.execute(
-        "INSERT OR IGNORE INTO worklist_messages (study_instance_uid, sps_id, message_id)"
-        " VALUES (?, ?, ?)",
-        (str(item.get("StudyInstanceUID", "")),
-         str(wl.step_of(item).get("ScheduledProcedureStepID", "")), message_id))
+    links.link_message(conn, str(item.get("StudyInstanceUID", "")),
+                       str(wl.step_of(item).get("ScheduledProcedureStepID", "")), message_id)
 
 
 def apply_patient(
@@ -119,15 +100,9 @@ def apply_patient(
     merge = record.get("_merge") or {}
     source = (str(merge.get("PatientID", "")), str(merge.get("IssuerOfPatientID", issuer))) \
         if merge else (pid, issuer)
-    rows = conn.execute(
-        "SELECT study_instance_uid, sps_id FROM worklist"
-        " WHERE patient_id = ? AND issuer_of_patient_id = ?", source,
-    ).fetchall()
+    rows = links.patient_steps(conn, *source)
     if merge:
-        conn.execute(
-            "INSERT OR REPLACE INTO merged_patients (patient_id, issuer, new_patient_id,"
-            " new_issuer, merged_at, message_id) VALUES (?,?,?,?,?,?)",
-            (*source, pid, issuer, time.time(), message_id))
+        links.record_merge(conn, source, (pid, issuer), message_id)
     if not rows:
         if unknown_patient == "reject" and not merge:
             raise MessageRejected("patient update for a patient with no worklist entry",
@@ -152,18 +127,6 @@ def apply_patient(
 _GONE = frozenset({"CANCELED", "DISCONTINUED"})
 
 
-def _known_steps(conn: sqlite3.Connection, study_uid: str) -> set[str]:
-    rows = conn.execute("SELECT sps_id FROM worklist WHERE study_instance_uid = ?",
-                        (study_uid,)).fetchall()
-    return {str(r[0]) for r in rows}
-
-
-def _origin(conn: sqlite3.Connection, message_id: int) -> tuple[str, str]:
-    row = conn.execute("SELECT channel, message_type FROM messages WHERE id = ?",
-                       (message_id,)).fetchone()
-    return ("", "") if row is None else (str(row[0]), str(row[1]))
-
-
 def _step_event(kind: type[events.WorklistEvent], channel: str, message_id: int,
                 item: Mapping[str, Any]) -> events.Event:
     step = wl.step_of(item)
@@ -184,7 +147,7 @@ def _step_event(kind: type[events.WorklistEvent], channel: str, message_id: int,
 def _order_events(conn: sqlite3.Connection, message_id: int, control: str,
                   record: Mapping[str, Any], items: list[dict[str, Any]], before: set[str],
                   removed: list[dict[str, Any]]) -> None:
-    channel, message_type = _origin(conn, message_id)
+    channel, message_type = links.message_origin(conn, message_id)
     events.emit(conn, events.OrderReceived(
         channel=channel, message_id=message_id, message_type=message_type,
         order_control=control, steps=len(items),
@@ -207,6 +170,6 @@ def _order_events(conn: sqlite3.Connection, message_id: int, control: str,
 
 def _changed_events(conn: sqlite3.Connection, message_id: int,
                     items: list[dict[str, Any]]) -> None:
-    channel, _ = _origin(conn, message_id)
+    channel, _ = links.message_origin(conn, message_id)
     for item in items:
         events.emit(conn, _step_event(events.WorklistEntryChanged, channel, message_id, item))
