@@ -410,4 +410,21 @@ class Engine:
                     self.metrics.queue_depth.labels(qname).set(depths.get((qname, "pending"), 0))
             return 200, "text/plain; version=0.0.4; charset=utf-8", self.metrics.render()
 
-        return {"/health": health, "/ready": health, "/metrics": metrics}
+        routes = {"/health": health, "/ready": health, "/metrics": metrics}
+        if self.config.engine.http.console:
+            routes["/mismatches"] = self._mismatches_page
+        return routes
+
+    async def _mismatches_page(self) -> tuple[int, str, bytes]:
+        """The console's mismatch page: the open and acknowledged mismatches, most severe
+        first, rendered like ``radbridge mismatches export --format html``."""
+        from engine.reconcile_report import export_row, to_html
+        from engine.store import reconcile as rstore
+
+        assert self.store is not None
+        rows = await self.store.read_tx(lambda c: [
+            *rstore.list_mismatches(c, status="open", limit=5000),
+            *rstore.list_mismatches(c, status="acknowledged", limit=5000)])
+        page = to_html([export_row(r) for r in rows], generated_at=time.time(),
+                       filters="status=open or acknowledged (at most 5,000 each)")
+        return 200, "text/html; charset=utf-8", page.encode()

@@ -20,11 +20,15 @@ class Strict(BaseModel):
 
 
 class HTTPConfig(Strict):
-    """Admin API: /health, /metrics."""
+    """Admin API: /health, /metrics, POST /reload (and the console pages when enabled)."""
 
     host: str = "127.0.0.1"
     port: int = Field(8765, ge=0, le=65535)
     enabled: bool = True
+    console: bool = False
+    """GET /mismatches: the open reconciliation mismatches as one HTML page. It shows
+    patient-identifying values, so it is off by default; keep ``host`` on 127.0.0.1 (or
+    behind an authenticating proxy) when it is on."""
 
 
 class LogConfig(Strict):

@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 from collections.abc import Callable
 from pathlib import Path
 
@@ -320,6 +321,10 @@ def test_health_and_metrics_endpoints(engine_factory: EngineFactory, sink: MLLPS
     assert wait_until(
         lambda: 'radbridge_deliveries_sent_total{destination="ris/sink"} 1.0'
         in eng.http_get("/metrics"))
+    with pytest.raises(urllib.error.HTTPError) as err:  # console pages are off by default
+        eng.http_get("/mismatches")
+    err.value.close()
+    assert err.value.code == 404
 
 
 def test_no_phi_reaches_the_logs(engine_factory: EngineFactory, sink: MLLPSink) -> None:

@@ -50,7 +50,7 @@ CHANNEL = "pacs_check"
 CONFIG = """
 engine:
   data_dir: ${{RADBRIDGE_DATA}}
-  http: {{host: 127.0.0.1, port: {http}}}
+  http: {{host: 127.0.0.1, port: {http}, console: true}}
   log: {{level: info, format: json}}
   events: {{mqtt_url: "{mqtt_url}"}}
 channels:
@@ -217,6 +217,9 @@ def test_schedule_flags_a_typo_once_and_resolves_it_when_the_pacs_is_corrected(
         assert row["details"]["study_accession"] == "ACC0002X", row
         status = w.reconciler()
         assert status["pacs"] == "reachable" and status["restarts"] == 0, status
+        page = w.engine.http_get("/mismatches")  # the console page (http.console: true)
+        assert page.startswith("<!DOCTYPE html>") and "accession_mismatch" in page, page[:500]
+        assert "ACC0002X" in page and "<script" not in page
 
         # seen again by two more scheduled passes: not re-sent
         passes = len(w.log_events("reconcile_pass"))
