@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterator
-from importlib import resources
 from typing import Any
 
 import pytest
@@ -15,14 +14,11 @@ from pydicom.dataset import Dataset
 from channels.dicom_mwl.keys import MWLQueryError
 from channels.dicom_mwl.matching import MWLQuery
 from engine.store import worklist
+from tests.support.store import memory_db
 
 
 def connect() -> sqlite3.Connection:
-    conn = sqlite3.connect(":memory:", isolation_level=None)
-    for schema in sorted(resources.files("engine.store").iterdir(), key=lambda p: p.name):
-        if schema.name.endswith(".sql"):
-            conn.executescript(schema.read_text())
-    return conn
+    return memory_db(foreign_keys=False)
 
 
 @pytest.fixture

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
-from importlib import resources
 from typing import Any
 
 import pytest
@@ -12,17 +10,6 @@ import pytest
 from channels.dicom_mwl.matching import MWLQuery
 from engine.store import worklist
 from engine.store.worklist import WorklistItemError
-
-
-@pytest.fixture
-def conn() -> Iterator[sqlite3.Connection]:
-    c = sqlite3.connect(":memory:", isolation_level=None)
-    c.execute("PRAGMA foreign_keys=ON")
-    for schema in sorted(resources.files("engine.store").iterdir(), key=lambda p: p.name):
-        if schema.name.endswith(".sql"):
-            c.executescript(schema.read_text())
-    yield c
-    c.close()
 
 
 def item(i: int = 1, **top: Any) -> dict[str, Any]:

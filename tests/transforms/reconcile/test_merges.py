@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 
 from engine.store import reconcile as store
@@ -20,17 +17,6 @@ from transforms.worklist import apply_patient
 
 RULES_PATH = Path(__file__).resolve().parents[3] / "mappings" / "reconcile.yml"
 RULES = load_rules(RULES_PATH)
-
-
-@pytest.fixture
-def conn() -> Iterator[sqlite3.Connection]:
-    c = sqlite3.connect(":memory:", isolation_level=None)
-    c.execute("PRAGMA foreign_keys=ON")
-    for schema in sorted(resources.files("engine.store").iterdir(), key=lambda p: p.name):
-        if schema.name.endswith(".sql"):
-            c.executescript(schema.read_text())
-    yield c
-    c.close()
 
 
 def mwl_item(pid: str) -> dict[str, Any]:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -16,17 +14,6 @@ from engine.store.sqlite import SQLiteStore
 from transforms.reconcile import load_rules, reconcile
 
 RULES = load_rules(Path(__file__).resolve().parents[3] / "mappings" / "reconcile.yml")
-
-
-@pytest.fixture
-def conn() -> Iterator[sqlite3.Connection]:
-    c = sqlite3.connect(":memory:", isolation_level=None)
-    c.execute("PRAGMA foreign_keys=ON")
-    for schema in sorted(resources.files("engine.store").iterdir(), key=lambda p: p.name):
-        if schema.name.endswith(".sql"):
-            c.executescript(schema.read_text())
-    yield c
-    c.close()
 
 
 def mwl_item(i: int) -> dict[str, Any]:
