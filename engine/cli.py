@@ -71,6 +71,9 @@ def cmd_run(args: argparse.Namespace) -> int:
                     failed = [r.format() for r in report.results if not r.passed]
                     return None, [*problems, *report.problems, *failed,
                                   "mapping tests failed: " + report.format().splitlines()[-1]], ""
+                broken = _rule_case_failures(base / "mappings")
+                if broken:
+                    return None, [*problems, *broken], ""
             return new, problems, config_revision(config_path)
 
         return await asyncio.to_thread(load)
@@ -344,16 +347,39 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return int(_run_async(_replay(args, cfg)))
 
 
+def _rule_case_failures(mappings: Path) -> list[str]:
+    """The reconciliation rule cases under ``mappings`` that fail (a reload is refused)."""
+    import io
+
+    from transforms.reconcile.testcases import find_case_files, run_case_files
+
+    out = io.StringIO()
+    _, failed = run_case_files(find_case_files([mappings]), out)
+    if not failed:
+        return []
+    return [*out.getvalue().splitlines(), f"reconciliation rule cases failed: {failed}"]
+
+
 def cmd_test(args: argparse.Namespace) -> int:
     from transforms.testing import main as test_main
 
     base = Path(args.config).resolve().parent
-    argv = list(args.paths) or [str(base / "mappings")]
+    from transforms.reconcile.testcases import find_case_files, run_case_files
+
+    paths = [Path(a) for a in args.paths] or [base / "mappings"]
+    argv = [str(p) for p in paths if not p.name.endswith(".cases.yaml")]
     if args.verbose:
         argv.append("-v")
     if args.keyword:
         argv += ["-k", args.keyword]
-    return test_main(argv)
+    rc = test_main(argv) if any(not p.name.endswith(".cases.yaml") for p in paths) else 0
+    files = find_case_files(paths)
+    if not files:
+        return rc
+    passed, failed = run_case_files(files, sys.stdout, verbose=args.verbose,
+                                    keyword=args.keyword or "")
+    print(f"{passed} reconciliation rule cases passed, {failed} failed in {len(files)} file(s)")
+    return rc if failed == 0 else EXIT_FAIL
 
 
 async def _lookup_misses(args: argparse.Namespace, cfg: Any) -> int:

@@ -6,15 +6,16 @@ The file names the rules (``rules:``, relative to itself), ``defaults`` (a base 
 ``merged`` (patient merges: old ID -> surviving ID) and ``expect`` - the exact list of
 mismatch types found, each optionally with ``severity`` and ``explains`` (a substring of
 the explanation). ``run_rule_tests`` returns one result per case; the pytest hook in
-``tests/transforms/reconcile`` parametrises over them.
+``tests/transforms/reconcile`` parametrises over them, and ``radbridge test`` runs every
+``*.cases.yaml`` under ``mappings/`` after the mapping tests (``run_case_files``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import yaml
 
@@ -90,3 +91,44 @@ def load_cases(path: str | Path) -> tuple[ReconcileRules, dict[str, Any], list[d
 def run_rule_tests(path: str | Path) -> list[CaseResult]:
     rules, defaults, cases = load_cases(path)
     return [run_case(c, defaults, rules) for c in cases]
+
+
+def find_case_files(paths: Sequence[Path]) -> list[Path]:
+    """Every ``*.cases.yaml`` among ``paths`` (files, or directories searched recursively)."""
+    found: list[Path] = []
+    for p in paths:
+        if p.is_dir():
+            found += sorted(p.rglob("*.cases.yaml"))
+        elif p.name.endswith(".cases.yaml"):
+            found.append(p)
+    return found
+
+
+def run_case_files(files: Sequence[Path], stream: TextIO, *, verbose: bool = False,
+                   keyword: str = "") -> tuple[int, int]:
+    """Run the rule cases of ``files`` (``radbridge test``): print a line per failing case
+    (every case with ``verbose``); return (passed, failed). A file that cannot be loaded
+    counts as one failure."""
+    passed = failed = 0
+    for path in files:
+        try:
+            rules, defaults, cases = load_cases(path)
+        except ReconcileRulesError as exc:
+            print(f"FAIL {path}: {exc}", file=stream)
+            failed += 1
+            continue
+        for case in cases:
+            name = str(case.get("name", "?"))
+            if keyword and keyword not in name:
+                continue
+            result = run_case(case, defaults, rules)
+            if result.ok:
+                passed += 1
+                if verbose:
+                    print(f"PASS {path} {name}", file=stream)
+                continue
+            failed += 1
+            print(f"FAIL {path} {name}", file=stream)
+            for problem in result.problems:
+                print(f"  {problem}", file=stream)
+    return passed, failed
