@@ -444,6 +444,12 @@ async def _reconcile(args: argparse.Namespace, cfg: Any) -> int:
     store = _store_for(cfg, args.config)
     await store.open()
     try:
+        if args.what_if:
+            from engine.reconcile_cli import what_if
+
+            for line in await what_if(store, Path(args.config).resolve().parent, args, cfg):
+                print(line)
+            return EXIT_OK
         result = await run_pass(store, Path(args.config).resolve().parent, args, cfg)
     except Exception as exc:
         print(f"radbridge reconcile: {exc}", file=sys.stderr)
@@ -642,6 +648,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--full", action="store_true",
                    help="compare every stored order and study, not only the window")
     p.add_argument("--channel", help="the pacs_reconciler channel to use (default: the only one)")
+    p.add_argument("--what-if", metavar="RULES",
+                   help="compare a candidate rules file with the running one on the stored"
+                        " data: what it would add, drop or re-grade (no PACS query, no write)")
     p.add_argument("--rules", default=None,
                    help="rules file (default: the channel's, else mappings/reconcile.yml)")
     p.add_argument("--pacs-host")

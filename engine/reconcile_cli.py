@@ -80,6 +80,19 @@ async def run_pass(store: Any, base: Path, args: Any, cfg: Any = None) -> Any:
     return await window_pass(ctx, days=days, full=bool(getattr(args, "full", False)))
 
 
+async def what_if(store: Any, base: Path, args: Any, cfg: Any = None) -> list[str]:
+    """``--what-if CANDIDATE``: the running rules vs the candidate on the stored data."""
+    from channels.reconciler.whatif import rules_whatif
+    from transforms.reconcile.rules import load_rules
+
+    chosen = _channel(cfg, getattr(args, "channel", None)) if cfg is not None else None
+    current = args.rules or (chosen[1].source.rules if chosen else "mappings/reconcile.yml")
+    result = await rules_whatif(store, load_rules(base / current),
+                                load_rules(Path(args.what_if)))
+    return [f"{args.what_if} vs {current} on the stored orders and PACS snapshot:",
+            *result.lines()]
+
+
 def format_row(m: dict[str, Any]) -> str:
     return (f"{m['id']:>6}  {m['severity']:8} {m['type']:28} {m['status']:12} "
             f"{m.get('explanation', '')}")

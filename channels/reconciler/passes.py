@@ -131,7 +131,8 @@ def _load_window(conn: sqlite3.Connection, window: tuple[str, str], orders_windo
                  gone, load_merges(conn))
 
 
-def _load_all(conn: sqlite3.Connection) -> _Data:
+def load_all(conn: sqlite3.Connection) -> _Data:
+    """Everything stored: every order, the whole PACS snapshot, MPPS and merges."""
     return _Data(rstore.load_orders(conn), rstore.load_studies(conn), rstore.load_mpps(conn),
                  merged=load_merges(conn))
 
@@ -173,7 +174,7 @@ async def apply_window(ctx: PassContext, answers: Sequence[Mapping[str, Any]],
 
     gone = await ctx.store.write_tx(replace)
     if full:
-        data = await ctx.store.read_tx(_load_all)
+        data = await ctx.store.read_tx(load_all)
     else:
         tol = max(ctx.rules.candidates.date_window_days, ctx.rules.windows.study_date_days)
         orders_window = (_day(start - dt.timedelta(days=tol)),
