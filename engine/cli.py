@@ -1,6 +1,7 @@
 """``radbridge`` command line (also ``python -m engine``).
 
-Commands: run, validate, schema, send, messages (list/show), replay. Every command takes
+Commands: run, validate, schema, send, messages (list/show), replay, test, lookups,
+worklist, and (in ``engine.reconcile_cli``) reconcile and mismatches. Every command takes
 ``-c/--config`` (default ``channels.yaml`` in the working directory).
 """
 
