@@ -48,6 +48,7 @@ from engine.store.sqlite_ingest import (
 T = TypeVar("T")
 _STOP = object()
 _DROWS = attrgetter("drows")
+_CONST = attrgetter("const")
 _MAX_BATCH = 512
 SCHEMA_VERSION = "1"
 
@@ -185,11 +186,12 @@ class SQLiteStore(Store):
                     runs.append(entry)
         batch = items
         alone = len(runs) == 1  # the whole transaction is the savepoint
-        if (alone and runs[0].__class__ is list and len(runs[0]) * 14 <= self._max_vars
-                and not any(map(_DROWS, runs[0]))):
-            # The common case: messages only, one statement. In autocommit mode it is its
-            # own transaction (committed, fsync'ed, before execute returns): the writer
-            # drops and re-takes the GIL once for the batch instead of once per statement.
+        if (alone and runs[0].__class__ is list and len(runs[0]) * 8 + 6 <= self._max_vars
+                and not any(map(_DROWS, runs[0])) and len(set(map(_CONST, runs[0]))) == 1):
+            # The common case: messages only, one statement (one chunk, one shared const).
+            # In autocommit mode it is its own transaction (committed, fsync'ed, before
+            # execute returns): the writer drops and re-takes the GIL once for the batch
+            # instead of once per statement.
             try:
                 ids = insert_plain(conn, runs[0], self._max_vars)
             except sqlite3.Error:
@@ -358,17 +360,15 @@ class SQLiteStore(Store):
         if self._writer is None or loop is None:
             raise StoreError("store is not open")
         now = record.received_at
-        row = (
-            now, record.channel, record.peer, record.control_id,
-            record.message_type, record.version, record.charset, record.status,
-            record.ack_code, record.error, record.revision,
-            json.dumps(record.warnings) if record.warnings else "", len(record.raw),
-            record.raw,
-        )
+        raw = record.raw
+        const = (record.channel, record.status, record.ack_code, record.error,
+                 record.revision, json.dumps(record.warnings) if record.warnings else "")
+        row = (now, record.peer, record.control_id, record.message_type, record.version,
+               record.charset, len(raw), raw)
         drows = [(d.destination, d.order_key, now, now, d.payload) for d in deliveries] \
             if deliveries else []
         fut: asyncio.Future[tuple[int, MessageRejected | None]] = loop.create_future()
-        item = Ingest(row, drows, effects, record.ack_code.startswith("C"), fut)
+        item = Ingest(const, row, drows, effects, record.ack_code.startswith("C"), fut)
         if effects or self._wconn is None:
             self._queue.put(item)
         else:

@@ -17,10 +17,12 @@ from typing import Any
 from engine.errors import MessageRejected
 from engine.store.base import Effect
 
-_MESSAGE_COLUMNS = (
-    "received_at, channel, peer, control_id, message_type, version, charset, status,"
-    " ack_code, error, revision, warnings, size, raw"
-)
+# A message row is two tuples: ``const`` (the same for most messages of a channel, bound
+# once per multi-row INSERT as ?1..?6) and ``row`` (8 values per message).
+_CONST_COLUMNS = "channel, status, ack_code, error, revision, warnings"
+_ROW_COLUMNS = "received_at, peer, control_id, message_type, version, charset, size, raw"
+_N_CONST, _N_ROW = 6, 8
+_MESSAGE_COLUMNS = f"{_CONST_COLUMNS}, {_ROW_COLUMNS}"
 _MESSAGE_SQL = f"INSERT INTO messages ({_MESSAGE_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
 _DELIVERY_COLUMNS = "message_id, destination, status, order_key, created_at, updated_at, payload"
 _DELIVERY_SQL = f"INSERT INTO deliveries ({_DELIVERY_COLUMNS}) VALUES (?,?,'pending',?,?,?,?)"
@@ -33,12 +35,14 @@ class Ingest:
     """One ``ingest`` as queued for the writer: the ``messages`` row and the delivery rows
     built on the loop thread, so that the writer thread only binds and steps them."""
 
-    __slots__ = ("drows", "effects", "enhanced", "fut", "row")
+    __slots__ = ("const", "drows", "effects", "enhanced", "fut", "row")
 
     def __init__(
-        self, row: tuple[Any, ...], drows: list[tuple[Any, ...]], effects: Sequence[Effect],
-        enhanced: bool, fut: asyncio.Future[tuple[int, MessageRejected | None]],
+        self, const: tuple[Any, ...], row: tuple[Any, ...], drows: list[tuple[Any, ...]],
+        effects: Sequence[Effect], enhanced: bool,
+        fut: asyncio.Future[tuple[int, MessageRejected | None]],
     ) -> None:
+        self.const = const
         self.row = row
         self.drows = drows
         self.effects = effects
@@ -47,7 +51,7 @@ class Ingest:
 
     def run(self, conn: sqlite3.Connection) -> tuple[int, MessageRejected | None]:
         """The message alone (its own savepoint is the caller's): row, effects, deliveries."""
-        mid = conn.execute(_MESSAGE_SQL, self.row).lastrowid
+        mid = conn.execute(_MESSAGE_SQL, self.const + self.row).lastrowid
         assert mid is not None
         if self.effects:
             conn.execute("SAVEPOINT effects")
@@ -81,26 +85,46 @@ def multi_sql(prefix: str, one: str, n: int) -> str:
     return sql
 
 
+def _values_sql(n: int) -> str:
+    """``INSERT INTO messages ... VALUES`` for ``n`` rows sharing ?1..?6 (the const)."""
+    key = ("messages", n)
+    sql = _multi_sql_cache.get(key)
+    if sql is None:
+        rows = []
+        for i in range(n):
+            first = _N_CONST + 1 + i * _N_ROW
+            rows.append("(?1,?2,?3,?4,?5,?6," + ",".join(
+                f"?{j}" for j in range(first, first + _N_ROW)) + ")")
+        sql = f"INSERT INTO messages ({_MESSAGE_COLUMNS}) VALUES " + ",".join(rows)
+        if len(_multi_sql_cache) < 4096:
+            _multi_sql_cache[key] = sql
+    return sql
+
+
 def insert_plain(conn: sqlite3.Connection, run: list[Ingest], max_vars: int) -> list[int]:
     """Insert the messages (and deliveries) of ingests without effects with one multi-row
     INSERT per table (one sqlite3 step, one GIL release, instead of one per row); return
-    the message ids. Ids are consecutive: an INTEGER PRIMARY KEY without AUTOINCREMENT
-    takes max(rowid) + 1, and this thread is the only writer inside the transaction."""
+    the message ids. Consecutive messages with the same ``const`` share its six bound
+    values. Ids are consecutive: an INTEGER PRIMARY KEY without AUTOINCREMENT takes
+    max(rowid) + 1, and this thread is the only writer inside the transaction."""
     ids: list[int] = []
-    per = max(1, max_vars // 14)
-    for start in range(0, len(run), per):
-        part = run[start:start + per]
-        n = len(part)
-        params = list(chain.from_iterable(map(_ROW, part)))
-        cur = conn.execute(
-            multi_sql(f"INSERT INTO messages ({_MESSAGE_COLUMNS}) VALUES ",
-                       "(?,?,?,?,?,?,?,?,?,?,?,?,?,?)", n),
-            params,
-        )
+    per = max(1, (max_vars - _N_CONST) // _N_ROW)
+    start, total = 0, len(run)
+    while start < total:
+        const = run[start].const
+        end = start + 1
+        limit = min(total, start + per)
+        while end < limit and run[end].const == const:
+            end += 1
+        part = run[start:end]
+        n = end - start
+        params = list(chain(const, chain.from_iterable(map(_ROW, part))))
+        cur = conn.execute(_values_sql(n), params)
         last = cur.lastrowid
         if last is None or last >= _MAX_ROWID:
             raise sqlite3.IntegrityError("rowid space exhausted: use the per-item path")
         ids.extend(range(last - n + 1, last + 1))
+        start = end
     drows = [(mid, *r) for mid, it in zip(ids, run, strict=True) if it.drows for r in it.drows]
     per = max(1, max_vars // 6)
     for start in range(0, len(drows), per):

@@ -206,3 +206,29 @@ async def test_indexes_of_earlier_versions_are_dropped_on_open(tmp_path: Path) -
     conn.close()
     assert "messages_type" not in names and "messages_status" not in names
     assert {"messages_received", "messages_control", "messages_unprocessed"} <= names
+
+
+@pytest.mark.parametrize("max_vars", [None, 6 + 8 * 3])  # 3 rows per INSERT: chunks
+async def test_one_batch_of_mixed_messages_stores_each_row_under_its_id(
+    store: SQLiteStore, max_vars: int | None
+) -> None:
+    if max_vars is not None:
+        store._max_vars = max_vars
+    kinds = [dict(), dict(ack_code="CA"), dict(channel="ehr"), dict(status="rejected",
+             error="bad", ack_code="AR"), dict(warnings=["w1"]), dict(revision="r2")]
+    records = [record(i, **kinds[i % len(kinds)]) for i in range(40)]
+    for i, rec in enumerate(records):
+        rec.peer = f"10.0.0.{i}:1"
+    batches = store.batches
+    ids = await asyncio.gather(*(store.ingest_nowait(rec, []) for rec in records))
+    assert store.batches - batches <= 2  # one loop pass: one writer batch (or inline + 1)
+    for rec, (mid, rejection) in zip(records, ids, strict=True):
+        assert rejection is None
+        detail = await store.get_message(mid)
+        assert detail is not None
+        sm = detail.summary
+        assert (sm.control_id, sm.channel, sm.status, sm.ack_code, sm.error) == (
+            rec.control_id, rec.channel, rec.status, rec.ack_code, rec.error)
+        assert (detail.peer, detail.revision, detail.warnings, detail.raw) == (
+            rec.peer, rec.revision, rec.warnings, rec.raw)
+    assert len({mid for mid, _ in ids}) == 40
