@@ -53,7 +53,8 @@ class UpsertSummary:
 @dataclass(frozen=True, slots=True)
 class Scope:
     """What a partial pass evaluated: order refs (``uid/sps_id``) and study refs (Study
-    Instance UIDs, ``mpps:<uid>``). Only mismatches touching these can be auto-resolved."""
+    Instance UIDs, ``mpps:<uid>``). Only a mismatch whose every side is among these can be
+    auto-resolved by it."""
 
     orders: frozenset[str] = frozenset()
     studies: frozenset[str] = frozenset()
@@ -268,8 +269,11 @@ def upsert_mismatches(conn: sqlite3.Connection, found: Sequence[Mismatch],
     stale = ("status IN ('open', 'acknowledged') AND key NOT IN (SELECT key FROM _seen)")
     if scope is not None:
         _scope_tables(conn, scope)
-        stale += (" AND (order_ref IN (SELECT ref FROM _scope_orders)"
-                  " OR study_ref IN (SELECT ref FROM _scope_studies))")
+        # both sides it is about must have been compared: an order checked against only
+        # some studies must not clear its flag against another one (it would flap back)
+        stale += (" AND (order_ref IS NULL OR order_ref IN (SELECT ref FROM _scope_orders))"
+                  " AND (study_ref IS NULL OR study_ref IN (SELECT ref FROM _scope_studies))"
+                  " AND (order_ref IS NOT NULL OR study_ref IS NOT NULL)")
     resolved = conn.execute(
         f"UPDATE mismatches SET status = 'resolved', status_at = ?, who = ?,"
         f" why = 'no longer found' WHERE {stale}", (now, AUTO)).rowcount
