@@ -5,8 +5,9 @@ Three kinds, one recording path:
 * ``window`` — C-FIND the studies dated in the last N days (one C-FIND per day window,
   ``channels.pacs``), replace that window of the snapshot, and compare the studies of the
   window with the orders scheduled around it plus every order or study the two sides
-  reference by UID or accession. Only mismatches about what was compared can be resolved
-  (:class:`engine.store.reconcile.Scope`), so a short window never clears older flags.
+  reference by UID or accession. Only mismatches whose every side was compared can be
+  resolved (:class:`engine.store.reconcile.Scope`), so a short window never clears older
+  flags.
 * ``full`` — the same read, then every stored order against every stored study; anything
   not found again is resolved (``radbridge reconcile --full``).
 * ``mpps`` — an MPPS said a procedure ended: C-FIND that study (by its UID and accession,
