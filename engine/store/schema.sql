@@ -22,7 +22,6 @@ CREATE TABLE IF NOT EXISTS messages (
     raw          BLOB    NOT NULL
 );
 CREATE INDEX IF NOT EXISTS messages_received ON messages (received_at);
-CREATE INDEX IF NOT EXISTS messages_control  ON messages (control_id);
 -- Every index is written on the ingest hot path (before the ACK), so there are few:
 -- status searches look for the rare outcomes (rejected, filtered, error), which this
 -- partial index covers without a write for each processed message; a type or a
@@ -30,8 +29,21 @@ CREATE INDEX IF NOT EXISTS messages_control  ON messages (control_id);
 -- the received_at range. (Indexes of earlier versions are dropped.)
 DROP INDEX IF EXISTS messages_type;
 DROP INDEX IF EXISTS messages_status;
+DROP INDEX IF EXISTS messages_control;
 CREATE INDEX IF NOT EXISTS messages_unprocessed ON messages (status, received_at)
     WHERE status != 'processed';
+-- Control id → message, filled by the writer about once a second for the messages stored
+-- since (meta 'control_indexed_upto'), not in each ingest transaction: control ids of
+-- concurrent senders interleave, and an index on messages would rewrite one leaf page per
+-- sender per commit. Searches read this table plus the messages above the mark.
+CREATE TABLE IF NOT EXISTS control_index (
+    control_id TEXT    NOT NULL,
+    message_id INTEGER NOT NULL,
+    PRIMARY KEY (control_id, message_id)
+) WITHOUT ROWID;
+CREATE TRIGGER IF NOT EXISTS messages_control_deleted AFTER DELETE ON messages BEGIN
+    DELETE FROM control_index WHERE control_id = old.control_id AND message_id = old.id;
+END;
 
 CREATE TABLE IF NOT EXISTS deliveries (
     id           INTEGER PRIMARY KEY,

@@ -38,15 +38,20 @@ from engine.store.base import (
     Store,
 )
 from engine.store.sqlite_ingest import (
+    CONTROL_ID_WHERE,
+    CONTROL_MARK,
     Ingest,
     RetryAlone,
     future_of,
+    index_control_ids,
     insert_plain,
     resolve_all,
 )
 
 T = TypeVar("T")
 _STOP = object()
+_INDEX = object()  # queue marker: bring control_index up to date after this batch
+_INDEX_EVERY_S = 1.0
 _DROWS = attrgetter("drows")
 _CONST = attrgetter("const")
 _MAX_BATCH = 512
@@ -83,6 +88,8 @@ class SQLiteStore(Store):
         self._wconn: sqlite3.Connection | None = None  # set when inline commits are allowed
         self._gathered: list[Ingest] = []
         self._inflight = 0  # ingests awaiting their commit
+        self._next_index = 0.0  # when to ask the writer to update control_index
+        self.index_errors = 0
 
     # -- lifecycle -------------------------------------------------------------------
     async def open(self) -> None:
@@ -98,6 +105,7 @@ class SQLiteStore(Store):
                 "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)",
                 (SCHEMA_VERSION,),
             )
+            index_control_ids(wconn)  # e.g. a database of a version that had no table
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open store {self.path}: {exc}") from exc
         try:
@@ -134,7 +142,8 @@ class SQLiteStore(Store):
                 first = get()
                 if first is _STOP:
                     return
-                batch = [first]
+                index = first is _INDEX
+                batch = [] if index else [first]
                 stop = False
                 while len(batch) < _MAX_BATCH:
                     try:
@@ -144,9 +153,18 @@ class SQLiteStore(Store):
                     if item is _STOP:
                         stop = True
                         break
+                    if item is _INDEX:
+                        index = True
+                        continue
                     batch.append(item)
                 with self._conn_lock:
-                    self._run_batch(conn, batch)
+                    if batch:
+                        self._run_batch(conn, batch)
+                    if index:
+                        try:
+                            index_control_ids(conn)
+                        except sqlite3.Error:  # searches still read the messages above
+                            self.index_errors += 1  # the mark; retried a second later
                 if stop:
                     return
         finally:
@@ -376,6 +394,9 @@ class SQLiteStore(Store):
             if len(self._gathered) == 1:
                 loop.call_soon(self._hand_over)
         self._inflight += 1  # back down when the batch is resolved (_resolve)
+        if now >= self._next_index:
+            self._next_index = now + _INDEX_EVERY_S
+            self._queue.put(_INDEX)
         return fut
 
     def _hand_over(self) -> None:
@@ -447,6 +468,15 @@ class SQLiteStore(Store):
 
         return await self._write(op)
 
+    async def update_control_index(self) -> int:
+        """Bring ``control_index`` up to date now (the writer does it about once a
+        second while messages arrive); return how many control ids were added."""
+        def op(conn: sqlite3.Connection) -> int:
+            return index_control_ids(conn)
+
+        op.outside_transaction = True  # type: ignore[attr-defined]
+        return await self._write(op)
+
     async def prune(self, older_than: float, batch: int = 5000) -> int:
         """Delete messages received before ``older_than`` whose deliveries are all final,
         in batches, then return the freed pages to the file system."""
@@ -458,6 +488,13 @@ class SQLiteStore(Store):
                     " WHERE m.received_at < ? AND NOT EXISTS (SELECT 1 FROM deliveries d"
                     " WHERE d.message_id = m.id AND d.status = 'pending') LIMIT ?)",
                     (older_than, batch),
+                )
+                # New ids are max(id) + 1: if the newest rows went, lower the mark so the
+                # next ones are searched above it until they are indexed.
+                conn.execute(
+                    "UPDATE meta SET value = min(CAST(value AS INTEGER),"
+                    " (SELECT coalesce(max(id), 0) FROM messages)) WHERE key = ?",
+                    (CONTROL_MARK,),
                 )
                 return cur.rowcount
 
@@ -491,12 +528,14 @@ class SQLiteStore(Store):
         params: list[Any] = []
         for column, value in (
             ("m.channel", flt.channel),
-            ("m.control_id", flt.control_id),
             ("m.message_type", flt.message_type),
         ):
             if value:
                 where.append(f"{column} = ?")
                 params.append(value)
+        if flt.control_id:
+            where.append(CONTROL_ID_WHERE)
+            params += [flt.control_id, flt.control_id]
         if flt.status:
             where.append("m.status = ?")
             params.append(flt.status)

@@ -153,3 +153,40 @@ def resolve_all(results: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
             fut.set_result(value)
         else:
             fut.set_exception(value)
+
+
+CONTROL_MARK = "control_indexed_upto"  # meta key: messages up to this id are indexed
+
+
+def index_control_ids(conn: sqlite3.Connection) -> int:
+    """Add the control ids of the messages stored since the last call to
+    ``control_index``, in a transaction of its own (writer thread, connection in
+    autocommit mode); return how many."""
+    row = conn.execute("SELECT value FROM meta WHERE key = ?", (CONTROL_MARK,)).fetchone()
+    upto = int(row[0]) if row else 0
+    last = conn.execute("SELECT coalesce(max(id), 0) FROM messages").fetchone()[0]
+    if last == upto and row is not None:
+        return 0
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        cur = conn.execute(
+            "INSERT OR IGNORE INTO control_index (control_id, message_id) SELECT control_id,"
+            " id FROM messages WHERE id > ? AND id <= ? AND control_id != ''",
+            (min(upto, last), last),
+        )
+        conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                     (CONTROL_MARK, str(last)))
+        conn.execute("COMMIT")
+    except sqlite3.Error:
+        conn.execute("ROLLBACK")
+        raise
+    return cur.rowcount
+
+
+# A search by control id: the indexed ones, plus the messages above the mark (a rowid
+# range, at most about a second of traffic).
+CONTROL_ID_WHERE = (
+    "m.id IN (SELECT message_id FROM control_index WHERE control_id = ?"
+    " UNION ALL SELECT id FROM messages WHERE id > (SELECT coalesce(CAST(value AS INTEGER), 0)"
+    f" FROM meta WHERE key = '{CONTROL_MARK}') AND control_id = ?)"
+)

@@ -196,7 +196,8 @@ async def test_indexes_of_earlier_versions_are_dropped_on_open(tmp_path: Path) -
     conn = sqlite3.connect(path)  # as a database of an earlier version had them
     conn.executescript(
         "CREATE INDEX messages_type ON messages (message_type, received_at);"
-        "CREATE INDEX messages_status ON messages (status, received_at);")
+        "CREATE INDEX messages_status ON messages (status, received_at);"
+        "CREATE INDEX messages_control ON messages (control_id);")
     conn.close()
     s = SQLiteStore(path)
     await s.open()
@@ -204,8 +205,8 @@ async def test_indexes_of_earlier_versions_are_dropped_on_open(tmp_path: Path) -
     conn = sqlite3.connect(path)
     names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='index'")}
     conn.close()
-    assert "messages_type" not in names and "messages_status" not in names
-    assert {"messages_received", "messages_control", "messages_unprocessed"} <= names
+    assert not {"messages_type", "messages_status", "messages_control"} & names
+    assert {"messages_received", "messages_unprocessed"} <= names
 
 
 @pytest.mark.parametrize("max_vars", [None, 6 + 8 * 3])  # 3 rows per INSERT: chunks
@@ -232,3 +233,43 @@ async def test_one_batch_of_mixed_messages_stores_each_row_under_its_id(
         assert (detail.peer, detail.revision, detail.warnings, detail.raw) == (
             rec.peer, rec.revision, rec.warnings, rec.raw)
     assert len({mid for mid, _ in ids}) == 40
+
+
+async def _control_rows(store: SQLiteStore) -> list[tuple[str, int]]:
+    return await store.read_tx(lambda c: c.execute(
+        "SELECT control_id, message_id FROM control_index ORDER BY message_id").fetchall())
+
+
+async def test_search_by_control_id_before_and_after_the_writer_indexes_it(
+    store: SQLiteStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first, _ = await store.ingest(record(1, control_id="DUP"), [])
+    assert [r.id for r in await store.search_messages(MessageFilter(control_id="DUP"))] \
+        == [first]  # found above the mark, before the writer indexed it
+    monkeypatch.setattr("engine.store.sqlite._INDEX_EVERY_S", 0.0)
+    store._next_index = 0.0
+    second, _ = await store.ingest(record(2, control_id="DUP"), [])
+    await store.ingest(record(3, control_id="OTHER"), [])  # (the writer indexes after it)
+    await store.write_tx(lambda c: None)  # the writer has done the batch and the index
+    assert (("DUP", first) in await _control_rows(store)
+            and ("DUP", second) in await _control_rows(store))
+    found = await store.search_messages(MessageFilter(control_id="DUP"))
+    assert [r.id for r in found] == [second, first]  # each once, newest first
+    assert [r.control_id for r in await store.search_messages(
+        MessageFilter(control_id="OTHER"))] == ["OTHER"]
+
+
+async def test_control_index_follows_prune_and_reused_ids(store: SQLiteStore) -> None:
+    old = time.time() - 3600
+    for i in range(3):
+        await store.ingest(record(i, received_at=old, control_id=f"OLD{i}"), [])
+    await store.update_control_index()
+    assert len(await _control_rows(store)) == 3
+    assert await store.prune(time.time() - 60) == 3  # every message, the newest too
+    assert await _control_rows(store) == []  # the trigger removed their entries
+    mid, _ = await store.ingest(record(9, control_id="NEW"), [])
+    assert mid <= 3  # max(id) + 1 of an empty table: an id at or below the old mark
+    assert [r.id for r in await store.search_messages(MessageFilter(control_id="NEW"))] \
+        == [mid]  # still found: prune lowered the mark
+    await store.update_control_index()
+    assert await _control_rows(store) == [("NEW", mid)]
