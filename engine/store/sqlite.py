@@ -105,7 +105,8 @@ class SQLiteStore(Store):
                 "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)",
                 (SCHEMA_VERSION,),
             )
-            index_control_ids(wconn)  # e.g. a database of a version that had no table
+            backlog = wconn.execute(  # e.g. a database of a version without the table
+                "SELECT 1 FROM meta WHERE key = ?", (CONTROL_MARK,)).fetchone() is None
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open store {self.path}: {exc}") from exc
         try:
@@ -117,6 +118,8 @@ class SQLiteStore(Store):
             target=self._write_loop, args=(wconn,), name="store-writer", daemon=True
         )
         self._writer.start()
+        if backlog:  # indexed by the writer in chunks (searches read above the mark)
+            self._queue.put(_INDEX)
         self._reader = ThreadPoolExecutor(1, thread_name_prefix="store-reader")
         self._rconn = await self._in_reader(lambda: _connect(self.path, self.synchronous))
 
@@ -162,7 +165,8 @@ class SQLiteStore(Store):
                         self._run_batch(conn, batch)
                     if index:
                         try:
-                            index_control_ids(conn)
+                            if index_control_ids(conn):
+                                self._queue.put(_INDEX)  # more to do, after what queued
                         except sqlite3.Error:  # searches still read the messages above
                             self.index_errors += 1  # the mark; retried a second later
                 if stop:
@@ -468,14 +472,15 @@ class SQLiteStore(Store):
 
         return await self._write(op)
 
-    async def update_control_index(self) -> int:
+    async def update_control_index(self) -> None:
         """Bring ``control_index`` up to date now (the writer does it about once a
-        second while messages arrive); return how many control ids were added."""
-        def op(conn: sqlite3.Connection) -> int:
-            return index_control_ids(conn)
+        second while messages arrive)."""
+        def op(conn: sqlite3.Connection) -> None:
+            while index_control_ids(conn):
+                pass
 
         op.outside_transaction = True  # type: ignore[attr-defined]
-        return await self._write(op)
+        await self._write(op)
 
     async def prune(self, older_than: float, batch: int = 5000) -> int:
         """Delete messages received before ``older_than`` whose deliveries are all final,

@@ -158,29 +158,32 @@ def resolve_all(results: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
 CONTROL_MARK = "control_indexed_upto"  # meta key: messages up to this id are indexed
 
 
-def index_control_ids(conn: sqlite3.Connection) -> int:
-    """Add the control ids of the messages stored since the last call to
-    ``control_index``, in a transaction of its own (writer thread, connection in
-    autocommit mode); return how many."""
+def index_control_ids(conn: sqlite3.Connection, limit: int = 50_000) -> bool:
+    """Add the control ids of messages stored since the last call to ``control_index``
+    (at most ``limit`` ids' worth, so that a large backlog, e.g. a database of an earlier
+    version, does not hold the writer for long), in a transaction of its own (writer
+    thread, connection in autocommit mode). True when more remain."""
     row = conn.execute("SELECT value FROM meta WHERE key = ?", (CONTROL_MARK,)).fetchone()
     upto = int(row[0]) if row else 0
     last = conn.execute("SELECT coalesce(max(id), 0) FROM messages").fetchone()[0]
     if last == upto and row is not None:
-        return 0
+        return False
+    start = min(upto, last)
+    end = min(last, start + limit)
     conn.execute("BEGIN IMMEDIATE")
     try:
-        cur = conn.execute(
+        conn.execute(
             "INSERT OR IGNORE INTO control_index (control_id, message_id) SELECT control_id,"
             " id FROM messages WHERE id > ? AND id <= ? AND control_id != ''",
-            (min(upto, last), last),
+            (start, end),
         )
         conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
-                     (CONTROL_MARK, str(last)))
+                     (CONTROL_MARK, str(end)))
         conn.execute("COMMIT")
     except sqlite3.Error:
         conn.execute("ROLLBACK")
         raise
-    return cur.rowcount
+    return bool(end < last)
 
 
 # A search by control id: the indexed ones, plus the messages above the mark (a rowid

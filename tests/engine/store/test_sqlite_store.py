@@ -13,6 +13,7 @@ from engine.errors import StoreError
 from engine.store import open_store
 from engine.store.base import DeliveryUpdate, InboundRecord, MessageFilter, NewDelivery
 from engine.store.sqlite import SQLiteStore
+from engine.store.sqlite_ingest import index_control_ids
 
 
 def record(i: int, **kw: object) -> InboundRecord:
@@ -273,3 +274,35 @@ async def test_control_index_follows_prune_and_reused_ids(store: SQLiteStore) ->
         == [mid]  # still found: prune lowered the mark
     await store.update_control_index()
     assert await _control_rows(store) == [("NEW", mid)]
+
+
+async def test_a_database_without_the_control_index_is_indexed_in_chunks(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "old.db"
+    s = SQLiteStore(path)
+    await s.open()
+    for i in range(7):
+        await s.ingest(record(i), [])
+    await s.aclose()
+    conn = sqlite3.connect(path, isolation_level=None)  # as an earlier version left it
+    conn.execute("DELETE FROM control_index")
+    conn.execute("DELETE FROM meta WHERE key = 'control_indexed_upto'")
+    more = [index_control_ids(conn, limit=3) for _ in range(3)]
+    assert more == [True, True, False]
+    assert conn.execute("SELECT count(*) FROM control_index").fetchone()[0] == 7
+    conn.execute("DELETE FROM control_index")
+    conn.execute("DELETE FROM meta WHERE key = 'control_indexed_upto'")
+    conn.close()
+    s = SQLiteStore(path)
+    await s.open()  # the writer indexes the backlog by itself
+    try:
+        assert [r.control_id for r in await s.search_messages(
+            MessageFilter(control_id="C3"))] == ["C3"]  # found above the mark meanwhile
+        for _ in range(100):
+            if len(await _control_rows(s)) == 7:
+                break
+            await asyncio.sleep(0.01)
+        assert len(await _control_rows(s)) == 7
+    finally:
+        await s.aclose()
