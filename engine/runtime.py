@@ -20,7 +20,7 @@ import contextlib
 import os
 import signal
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -74,8 +74,10 @@ class _Channel:
     restarts: int = 0
     task: asyncio.Task[None] | None = None
 
-    async def dispatch(self, raw: bytes, peer: str) -> DispatchResult:
-        return await self.pipeline.dispatch(raw, peer)  # the current pipeline, swapped on reload
+    def dispatch(self, raw: bytes, peer: str) -> Coroutine[Any, Any, DispatchResult]:
+        """The current pipeline's dispatch (swapped on reload): its coroutine is returned,
+        not wrapped in another one (one coroutine layer less per message)."""
+        return self.pipeline.dispatch(raw, peer)
 
 
 @dataclass
