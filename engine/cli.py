@@ -25,6 +25,7 @@ from engine.cli_common import (
     EXIT_OK,
     EXIT_USAGE,
     parse_since,
+    with_config,
 )
 from engine.cli_common import load_cli_config as _load
 from engine.cli_common import run_async as _run_async
@@ -215,10 +216,7 @@ async def _messages(args: argparse.Namespace, cfg: Any) -> int:
 
 
 def cmd_messages(args: argparse.Namespace) -> int:
-    cfg, rc = _load(args.config)
-    if cfg is None:
-        return rc
-    return int(_run_async(_messages(args, cfg)))
+    return with_config(args, _messages)
 
 
 async def _what_if(args: argparse.Namespace, cfg: Any) -> int:
@@ -306,10 +304,7 @@ async def _replay(args: argparse.Namespace, cfg: Any) -> int:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    cfg, rc = _load(args.config)
-    if cfg is None:
-        return rc
-    return int(_run_async(_replay(args, cfg)))
+    return with_config(args, _replay)
 
 
 def _rule_case_failures(mappings: Path) -> list[str]:
@@ -362,10 +357,7 @@ async def _lookup_misses(args: argparse.Namespace, cfg: Any) -> int:
 
 
 def cmd_lookup_misses(args: argparse.Namespace) -> int:
-    cfg, rc = _load(args.config)
-    if cfg is None:
-        return rc
-    return int(_run_async(_lookup_misses(args, cfg)))
+    return with_config(args, _lookup_misses)
 
 
 async def _worklist(args: argparse.Namespace, cfg: Any) -> int:
@@ -397,10 +389,7 @@ async def _worklist(args: argparse.Namespace, cfg: Any) -> int:
 
 
 def cmd_worklist(args: argparse.Namespace) -> int:
-    cfg, rc = _load(args.config)
-    if cfg is None:
-        return rc
-    return int(_run_async(_worklist(args, cfg)))
+    return with_config(args, _worklist)
 
 
 

@@ -8,6 +8,7 @@ import asyncio
 import re
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -57,3 +58,12 @@ def store_for(cfg: Any, config_path: str) -> Any:
     base = Path(config_path).resolve().parent
     return open_store(cfg.engine.store, (base / cfg.engine.data_dir).resolve(),
                       synchronous=cfg.engine.sqlite_synchronous)
+
+
+def with_config(args: Any, command: Callable[[Any, Any], Awaitable[int]]) -> int:
+    """Load ``args.config`` (printing its problems) and run ``command(args, cfg)`` on the
+    event loop; the exit code."""
+    cfg, rc = load_cli_config(args.config)
+    if cfg is None:
+        return rc
+    return int(run_async(command(args, cfg)))

@@ -25,9 +25,8 @@ from engine.cli_common import (
     EXIT_OK,
     EXIT_USAGE,
     parse_since,
+    with_config,
 )
-from engine.cli_common import load_cli_config as _load
-from engine.cli_common import run_async as _run_async
 from engine.cli_common import store_for as _store_for
 
 
@@ -139,10 +138,7 @@ async def _reconcile(args: argparse.Namespace, cfg: Any) -> int:
 
 
 def cmd_reconcile(args: argparse.Namespace) -> int:
-    cfg, rc = _load(args.config)
-    if cfg is None:
-        return rc
-    return int(_run_async(_reconcile(args, cfg)))
+    return with_config(args, _reconcile)
 
 
 async def _mismatches(args: argparse.Namespace, cfg: Any) -> int:
@@ -230,10 +226,7 @@ async def _decisions(store: Any, args: argparse.Namespace) -> int:
 
 
 def cmd_mismatches(args: argparse.Namespace) -> int:
-    cfg, rc = _load(args.config)
-    if cfg is None:
-        return rc
-    return int(_run_async(_mismatches(args, cfg)))
+    return with_config(args, _mismatches)
 
 
 def add_parsers(sub: Any) -> None:
