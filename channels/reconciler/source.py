@@ -38,7 +38,9 @@ from transforms.reconcile.rules import ReconcileRulesError, load_rules
 
 log = get_logger("radbridge.reconciler")
 
-MPPS_MARK = "mpps_after"
+MPPS_MARK = "mpps_after:{channel}"
+"""Key of the MPPS high-water mark in ``reconcile_state`` (one per reconciler channel, so two
+channels reading two PACS each check every ended MPPS)."""
 WARN_EVERY_S = 900.0
 """While the PACS stays down with the same reason, ``reconcile_failed`` is logged this often."""
 
@@ -125,10 +127,11 @@ class PACSReconciler(Source):
 
     async def _after_mpps(self, ctx: PassContext) -> None:
         cfg = self.config.on_mpps
-        mark = await self.store.read_tx(lambda c: rstore.get_state(c, MPPS_MARK))
+        key = MPPS_MARK.format(channel=self.name)
+        mark = await self.store.read_tx(lambda c: rstore.get_state(c, key))
         if not mark:  # first start: only MPPS that end from now on
             after = time.time() - cfg.delay_s
-            await self.store.write_tx(lambda c: rstore.set_state(c, MPPS_MARK, repr(after)))
+            await self.store.write_tx(lambda c: rstore.set_state(c, key, repr(after)))
         else:
             after = float(mark)
         while True:
@@ -141,7 +144,7 @@ class PACSReconciler(Source):
                     break  # PACS down: keep the mark, retry this one later
                 after = float(row["updated_at"])
                 await self.store.write_tx(
-                    lambda c, a=after: rstore.set_state(c, MPPS_MARK, repr(a)))
+                    lambda c, a=after: rstore.set_state(c, key, repr(a)))
             else:
                 await asyncio.sleep(cfg.poll_s)
                 continue

@@ -247,7 +247,8 @@ async def test_source_triggers_after_mpps_and_reports_an_unreachable_pacs(
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
-    mark = float(await store.read_tx(lambda c: rstore.get_state(c, MPPS_MARK)))
+    key = MPPS_MARK.format(channel="pacs_check")
+    mark = float(await store.read_tx(lambda c: rstore.get_state(c, key)))
     # the PACS comes back (a new source, the same store): the MPPS is checked, once
     cfg2 = cfg.model_copy(update={"pacs": pacs_cfg(orthanc)})
     src2 = PACSReconciler("pacs_check", cfg2)
@@ -266,7 +267,7 @@ async def test_source_triggers_after_mpps_and_reports_an_unreachable_pacs(
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
-    assert float(await store.read_tx(lambda c: rstore.get_state(c, MPPS_MARK))) > mark
+    assert float(await store.read_tx(lambda c: rstore.get_state(c, key))) > mark
 
 
 def test_validate_reports_a_missing_rules_file(tmp_path: Path) -> None:
