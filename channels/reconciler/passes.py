@@ -143,13 +143,37 @@ def _run_rules(ctx: PassContext, data: _Data, today: dt.date) -> list[Mismatch]:
                      merged=data.merged)
 
 
-def _scope(ctx: PassContext, data: _Data) -> rstore.Scope:
+def _scope(ctx: PassContext, data: _Data, lone: frozenset[str] | None = None
+           ) -> rstore.Scope:
     orders = frozenset(order_ref(o, ctx.rules) for o in data.orders)
     studies = {study_ref(s, ctx.rules) for s in data.studies}
     studies |= {f"mpps:{m['sop_instance_uid']}" for m in data.mpps}
     studies |= data.gone
     studies |= {str(m["study_instance_uid"]) for m in data.mpps if m.get("study_instance_uid")}
-    return rstore.Scope(orders, frozenset(studies))
+    return rstore.Scope(orders, frozenset(studies), lone)
+
+
+def _scheduled_in(ctx: PassContext, orders: Sequence[Mapping[str, Any]],
+                  window: tuple[str, str]) -> frozenset[str]:
+    """Refs of the orders scheduled inside ``window``: a windowed pass read every study
+    they can pair with, so it may judge their order-only flags. Orders it loaded from the
+    tolerance margin or by reference only help pair the window's studies."""
+    out: set[str] = set()
+    for o in orders:
+        attrs = o.get("attributes", o)
+        sps = (attrs.get("ScheduledProcedureStepSequence") or [{}])[0] \
+            if isinstance(attrs, Mapping) else {}
+        day = str(sps.get("ScheduledProcedureStepStartDate") or "")[:8] \
+            if isinstance(sps, Mapping) else ""
+        if day and window[0] <= day <= window[1]:
+            out.add(order_ref(o, ctx.rules))
+    return frozenset(out)
+
+
+def _judged(found: list[Mismatch], lone: frozenset[str]) -> list[Mismatch]:
+    """``found`` without the order-only flags of orders the pass could not judge."""
+    return [m for m in found if m.study_ref is not None or m.order_ref is None
+            or m.order_ref in lone]
 
 
 async def window_pass(ctx: PassContext, *, days: int, today: dt.date | None = None,
@@ -184,8 +208,11 @@ async def apply_window(ctx: PassContext, answers: Sequence[Mapping[str, Any]],
         data = await ctx.store.read_tx(
             lambda c: _load_window(c, window, orders_window, since, gone))
     found = _run_rules(ctx, data, today)
-    scope = None if full else _scope(ctx, data)
-    return await _record(ctx, "full" if full else "window", found, scope, data, len(answers))
+    if full:
+        return await _record(ctx, "full", found, None, data, len(answers))
+    lone = _scheduled_in(ctx, data.orders, window)
+    return await _record(ctx, "window", _judged(found, lone), _scope(ctx, data, lone), data,
+                         len(answers))
 
 
 async def mpps_pass(ctx: PassContext, mpps: Mapping[str, Any],
@@ -213,11 +240,13 @@ async def mpps_pass(ctx: PassContext, mpps: Mapping[str, Any],
     await ctx.store.write_tx(lambda c: rstore.replace_studies(
         c, answers, ctx.source, clear=False, uids=sorted({uid, *found_uids} - {""})))
     data = await ctx.store.read_tx(load)
-    found = _run_rules(ctx, data, today)
+    # only the study (by UID and accession) was read: no order-only flag can be judged
+    found = _judged(_run_rules(ctx, data, today), frozenset())
     missing = _missing_study(ctx, mpps, data)
     if missing is not None and all(m.key != missing.key for m in found):
         found.append(missing)
-    return await _record(ctx, "mpps", found, _scope(ctx, data), data, len(answers))
+    return await _record(ctx, "mpps", found, _scope(ctx, data, frozenset()), data,
+                         len(answers))
 
 
 def _missing_study(ctx: PassContext, mpps: Mapping[str, Any], data: _Data) -> Mismatch | None:

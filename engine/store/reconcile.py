@@ -58,6 +58,9 @@ class Scope:
 
     orders: frozenset[str] = frozenset()
     studies: frozenset[str] = frozenset()
+    lone_orders: frozenset[str] | None = None
+    """Orders whose order-only flags (no study side, e.g. order without study) the pass
+    could judge, because it read every study they might pair with; None: ``orders``."""
 
 
 def _text(value: object) -> str:
@@ -233,7 +236,9 @@ def _details(m: Mismatch) -> str:
 
 
 def _scope_tables(conn: sqlite3.Connection, scope: Scope) -> None:
-    for table, refs in (("_scope_orders", scope.orders), ("_scope_studies", scope.studies)):
+    lone = scope.orders if scope.lone_orders is None else scope.lone_orders
+    for table, refs in (("_scope_orders", scope.orders), ("_scope_studies", scope.studies),
+                        ("_scope_lone", lone)):
         conn.execute(f"CREATE TEMP TABLE IF NOT EXISTS {table} (ref TEXT PRIMARY KEY)"
                      " WITHOUT ROWID")
         conn.execute(f"DELETE FROM {table}")
@@ -273,7 +278,8 @@ def upsert_mismatches(conn: sqlite3.Connection, found: Sequence[Mismatch],
         # some studies must not clear its flag against another one (it would flap back)
         stale += (" AND (order_ref IS NULL OR order_ref IN (SELECT ref FROM _scope_orders))"
                   " AND (study_ref IS NULL OR study_ref IN (SELECT ref FROM _scope_studies))"
-                  " AND (order_ref IS NOT NULL OR study_ref IS NOT NULL)")
+                  " AND (order_ref IS NOT NULL OR study_ref IS NOT NULL)"
+                  " AND (study_ref IS NOT NULL OR order_ref IN (SELECT ref FROM _scope_lone))")
     resolved = conn.execute(
         f"UPDATE mismatches SET status = 'resolved', status_at = ?, who = ?,"
         f" why = 'no longer found' WHERE {stale}", (now, AUTO)).rowcount

@@ -47,3 +47,13 @@ def test_one_sided_flags_resolve_with_their_side_in_scope(conn: sqlite3.Connecti
     only_study = rstore.Scope(studies=frozenset({"2.25.7"}))
     assert rstore.upsert_mismatches(conn, [], 2.0, scope=only_study).resolved == 1
     assert status(conn) == {"orphan_study": "resolved", "order_without_study": "open"}
+
+
+def test_order_only_flags_resolve_only_for_orders_the_pass_could_judge(
+        conn: sqlite3.Connection) -> None:
+    rstore.upsert_mismatches(conn, [NO_STUDY], 1.0)
+    # the order was loaded (a margin order that only helped pair) but not judged
+    margin = rstore.Scope(orders=frozenset({"2.25.3/S3"}), lone_orders=frozenset())
+    assert rstore.upsert_mismatches(conn, [], 2.0, scope=margin).resolved == 0
+    judged = rstore.Scope(orders=frozenset({"2.25.3/S3"}))
+    assert rstore.upsert_mismatches(conn, [], 3.0, scope=judged).resolved == 1
