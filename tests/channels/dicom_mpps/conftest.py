@@ -17,6 +17,7 @@ from channels.dicom_mpps.service import MPPS_SOP_CLASS
 from channels.dicom_mwl.scp import MWLSCP
 from engine.store import worklist
 from engine.store.sqlite import SQLiteStore
+from tests.support.sources import running
 from transforms import load_mapping
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -106,19 +107,8 @@ async def running_scp(store: Any, routes: list[Any] | None = None, **overrides: 
         {"type": "dicom_mwl_scp", "host": "127.0.0.1", "port": 0, **overrides})
     scp = MWLSCP("modalities", cfg, store=store)
     scp.attach_routes(routes or [])
-    ready = asyncio.Event()
-
-    async def no_dispatch(raw: bytes, peer: str) -> Any:
-        raise AssertionError("MPPS does not dispatch")
-
-    task = asyncio.create_task(scp.run(no_dispatch, ready.set))
-    try:
-        async with asyncio.timeout(10):
-            await ready.wait()
+    async with running(scp):
         yield scp
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
 
 
 class SCU:

@@ -18,6 +18,7 @@ from channels.dicom_mwl.scp import MWLSCP
 from engine.dicom.items import item_from_dataset
 from engine.store import worklist
 from engine.store.sqlite import SQLiteStore
+from tests.support.sources import running
 
 OFFIS = Path("/usr/share/doc/dcmtk/examples/wlistdb/OFFIS")
 
@@ -62,20 +63,8 @@ def scp_config(**overrides: Any) -> MWLSCPConfig:
 @asynccontextmanager
 async def running_scp(store: Any, **overrides: Any) -> AsyncIterator[MWLSCP]:
     """An SCP on a free loopback port, stopped (and its threads joined) on exit."""
-    scp = MWLSCP("mwl", scp_config(**overrides), store=store)
-    ready = asyncio.Event()
-    task = asyncio.create_task(scp.run(_no_dispatch, ready.set))
-    try:
-        async with asyncio.timeout(10):
-            await ready.wait()
+    async with running(MWLSCP("mwl", scp_config(**overrides), store=store)) as scp:
         yield scp
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-
-
-async def _no_dispatch(raw: bytes, peer: str) -> Any:
-    raise AssertionError("a query SCP never dispatches")
 
 
 async def run_tool(*argv: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
