@@ -34,6 +34,12 @@ class DispatchResult:
 
 
 Dispatch = Callable[[bytes, str], Awaitable[DispatchResult]]
+# The fast lane (optional): ``submit(raw, peer, reply)`` returns False when the message
+# must go through ``dispatch``; True when the pipeline took it, in which case it calls
+# ``reply(ack)`` exactly once, on the event loop, after the commit (``ack`` may be
+# ``b""``: the sender asked for no ACK). Replies of one source come in submit order.
+Reply = Callable[[bytes], None]
+Submit = Callable[[bytes, str, Reply], bool]
 
 
 class Source(ABC):
@@ -48,6 +54,8 @@ class Source(ABC):
         self.metrics = metrics
         self.store: Any = None  # set by the runtime before run(): sources that answer from it
         self.bound_port: int | None = None
+        # Set by the runtime before run() (see ``Submit``); a source may ignore it.
+        self.submit: Submit | None = None
 
     @abstractmethod
     async def run(self, dispatch: Dispatch, ready: Callable[[], None]) -> None:

@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.channel import DispatchResult
+from engine.channel import DispatchResult, Reply
 from engine.errors import MessageRejected, StoreError
 from engine.hl7 import (
     HL7Message,
@@ -307,6 +307,33 @@ class ChannelPipeline:
         )
         return DispatchResult(ok, ack_bytes, record_id, wire_code, ev.reason)
 
+    def submit(self, raw: bytes, peer: str, reply: Reply) -> bool:
+        """The fast lane (``engine.channel.Submit``): a message ``_lean`` accepts is
+        queued for the commit and answered by ``reply`` from the store's batch
+        completion, with the same record, deliveries, ACK, metrics and summary line as
+        ``dispatch`` (no coroutine, future or task per message). False, having done
+        nothing, for anything else: the source then awaits ``dispatch``."""
+        store = self.store
+        if not self._lean_ok or store is None:
+            return False
+        t0 = time.perf_counter()
+        lean = self._lean(raw)
+        if lean is None:
+            return False
+        parsed, codec, mtype, cid, version, enhanced, deliveries, ack = lean
+        wire_code = "CA" if enhanced else "AA"
+        record = InboundRecord(
+            self.channel, raw, time.time(), peer, cid, mtype, version, codec,
+            "processed", wire_code, "", self.settings.revision,
+        )
+        answer = _Answer(self, reply, ack, t0, record, parsed, bool(deliveries))
+        try:
+            store.ingest_then(record, deliveries, answer)
+        except StoreError:
+            return False  # dispatch answers it (AE, "could not be stored")
+        self._received.value += 1
+        return True
+
     def _lean(self, raw: bytes) -> tuple[HL7Message, str, str, str, str, bool,
                                           list[NewDelivery], bytes] | None:
         """The common case without an ``Evaluation``: decode, parse (segments are split
@@ -455,6 +482,63 @@ class ChannelPipeline:
             key = msg.get(route.order_key) if route.ordering == "key" else ""
             ev.deliveries.append(NewDelivery(route.queue_name, payload, key))
 
+
+class _Answer:
+    """One fast-lane message waiting for its commit: ``Store.ingest_then`` completes it
+    on the loop (duck-typed like a future). Never raises into the store's batch."""
+
+    __slots__ = ("ack", "notify", "parsed", "pipe", "record", "reply", "t0")
+
+    def __init__(self, pipe: ChannelPipeline, reply: Reply, ack: bytes, t0: float,
+                 record: InboundRecord, parsed: HL7Message, notify: bool) -> None:
+        self.pipe = pipe
+        self.reply = reply
+        self.ack = ack
+        self.t0 = t0
+        self.record = record
+        self.parsed = parsed
+        self.notify = notify
+
+    def done(self) -> bool:
+        return False  # completed exactly once, by the batch that holds it
+
+    def set_result(self, value: tuple[int, MessageRejected | None]) -> None:
+        pipe, rec = self.pipe, self.record
+        try:
+            if self.notify:
+                for route in pipe.routes:
+                    route.notify()
+            pipe._acked.value += 1
+            _summary.emit(
+                "message_processed", pipe.channel, value[0], rec.control_id,
+                rec.message_type, "processed", rec.ack_code, None, rec.peer,
+                round((time.perf_counter() - self.t0) * 1000, 3),
+            )
+        except Exception:  # pragma: no cover - logging/metrics must not lose the ACK
+            log.exception("answer_failed", channel=pipe.channel)
+        self._send(self.ack)
+
+    def set_exception(self, exc: BaseException) -> None:
+        pipe, rec = self.pipe, self.record
+        try:
+            if isinstance(exc, StoreError):
+                ack = pipe._store_failed(exc, self.parsed, rec.ack_code == "CA",
+                                         rec.charset).ack
+            else:
+                log.error("dispatch_failed", channel=pipe.channel, error=repr(exc))
+                ack = build_ack(self.parsed, "CE" if rec.ack_code == "CA" else "AE",
+                                text="internal error; message not accepted",
+                                error_code="207").encode(rec.charset, errors="replace")
+        except Exception:  # pragma: no cover - last resort: still answer
+            log.exception("answer_failed", channel=pipe.channel)
+            ack = build_ack(None, "AE", text="internal error", error_code="207").encode()
+        self._send(ack)
+
+    def _send(self, ack: bytes) -> None:
+        try:
+            self.reply(ack)
+        except Exception:  # pragma: no cover - a source's reply must not break the batch
+            log.exception("reply_failed", channel=self.pipe.channel)
 
 
 def _reject(ev: Evaluation, exc: MessageRejected) -> None:

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from engine import events, registry
-from engine.channel import DispatchResult, InternalDestination, Source
+from engine.channel import DispatchResult, InternalDestination, Reply, Source
 from engine.delivery import DeliveryWorker
 from engine.errors import BindError, ChannelError
 from engine.http import AdminServer, json_response
@@ -78,6 +78,10 @@ class _Channel:
         """The current pipeline's dispatch (swapped on reload): its coroutine is returned,
         not wrapped in another one (one coroutine layer less per message)."""
         return self.pipeline.dispatch(raw, peer)
+
+    def submit(self, raw: bytes, peer: str, reply: Reply) -> bool:
+        """The current pipeline's fast lane (see ``engine.channel.Submit``)."""
+        return self.pipeline.submit(raw, peer, reply)
 
 
 @dataclass
@@ -366,6 +370,7 @@ class Engine:
         delay = 1.0
         while True:
             try:
+                chan.source.submit = chan.submit
                 await chan.source.run(chan.dispatch, chan.ready.set)
                 raise ChannelError("source returned")
             except asyncio.CancelledError:

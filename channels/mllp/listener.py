@@ -1,8 +1,12 @@
 """MLLP listener: an asyncio Protocol per connection feeding the sans-I/O decoder.
 
-Frames of one connection are handled strictly in order (ACKs go back in order); each is
-handed to the channel's ``dispatch`` and its answer written only once dispatch returns,
-which is after the durable commit. Reading pauses when a connection has queued more
+Frames of one connection are handled strictly in order (ACKs go back in order). A frame
+is first offered to the channel's fast lane (``submit``: a plain message is queued for the
+commit right from ``data_received`` and its ACK written by the store's batch completion,
+no task step per message); anything the fast lane declines, and every frame behind it,
+goes to the connection's worker task, which awaits ``dispatch``. Either way the ACK is
+written only after the durable commit, and a worker's ACK waits for the fast-lane ACKs
+before it. Reading pauses when a connection has queued more
 frames than it is processing (back-pressure reaches the socket). Bad input never kills
 the listener: junk is skipped and counted, an oversized frame is answered AR and the
 connection closed, a peer that stalls mid-frame is cut off after ``frame_timeout_s``.
@@ -63,6 +67,15 @@ class _Connection(asyncio.Protocol):
         self.last_rx = time.monotonic()
         self.frame_started = 0.0
         self.task: asyncio.Task[None] | None = None
+        # Fast lane: the frames submitted and not yet answered (their arrival times, in
+        # order), and what the worker waits on to write an ACK behind them.
+        self.submit = server.submit
+        self.fast: deque[float] = deque()
+        self.drained: asyncio.Future[None] | None = None
+        self.reply = self._fast_ack  # bound once: passed with every submit
+        latency = server._ack_latency
+        self.observe: Callable[[float], None] = latency.observe if latency is not None \
+            else server.observe_ack
 
     # -- protocol callbacks ----------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -87,7 +100,17 @@ class _Connection(asyncio.Protocol):
         self.last_rx = time.monotonic()
         payload = self.decoder.feed_whole(data)
         if payload is not None:  # the usual read: one whole frame
-            self.frames.append((payload, time.perf_counter()))
+            t_end = time.perf_counter()
+            submit = self.submit
+            if submit is not None and not self.frames and not self.busy:
+                fast = self.fast
+                fast.append(t_end)
+                if submit(payload, self.peer, self.reply):
+                    if len(fast) >= _HIGH_WATER:
+                        self.transport_pause()
+                    return
+                fast.pop()
+            self.frames.append((payload, t_end))
             if len(self.frames) >= _HIGH_WATER:
                 self.transport_pause()
             waiter = self.waiter
@@ -100,8 +123,14 @@ class _Connection(asyncio.Protocol):
         except Exception:  # decoder already failed: ignore the rest
             return
         now = time.perf_counter()
+        submit = self.submit
         for ev in events:
             if isinstance(ev, MLLPFrame):
+                if submit is not None and not self.frames and not self.busy:
+                    self.fast.append(now)
+                    if submit(ev.payload, self.peer, self.reply):
+                        continue
+                    self.fast.pop()
                 self.frames.append((ev.payload, now))
             elif isinstance(ev, JunkSkipped | FrameAbandoned):
                 self.server.on_junk(self, ev)
@@ -116,10 +145,41 @@ class _Connection(asyncio.Protocol):
                 break
         if self.decoder.in_frame and (not was_in_frame or events):
             self.frame_started = time.monotonic()
-        if len(self.frames) >= _HIGH_WATER:
+        if len(self.frames) >= _HIGH_WATER or len(self.fast) >= _HIGH_WATER:
             self.transport_pause()
         if events:
             self.wake()
+
+    def _fast_ack(self, ack: bytes) -> None:
+        """The fast lane's answer for the oldest submitted frame (after its commit)."""
+        fast = self.fast
+        t_end = fast.popleft()
+        transport = self.transport
+        if ack and transport is not None and not transport.is_closing():
+            transport.write(encode_frame(ack))
+            self.observe(time.perf_counter() - t_end)
+        if self.paused and len(fast) <= _LOW_WATER:
+            self._resume()
+        if not fast:
+            drained = self.drained
+            if drained is not None and not drained.done():
+                drained.set_result(None)
+
+    async def _drain_fast(self) -> None:
+        """Wait until every fast-lane frame of this connection has been answered."""
+        loop = asyncio.get_running_loop()
+        while self.fast:
+            drained = self.drained = loop.create_future()
+            try:
+                await drained
+            finally:
+                self.drained = None
+
+    def _resume(self) -> None:
+        if (self.paused and self.fatal is None and len(self.frames) <= _LOW_WATER
+                and len(self.fast) <= _LOW_WATER and self.transport is not None):
+            self.paused = False
+            self.transport.resume_reading()
 
     def wake(self) -> None:
         waiter = self.waiter
@@ -153,18 +213,14 @@ class _Connection(asyncio.Protocol):
     # -- the per-connection worker ---------------------------------------------------
     async def _serve(self) -> None:
         loop = asyncio.get_running_loop()
-        observe = self.server.observe_ack
-        if self.server._ack_latency is not None:
-            observe = self.server._ack_latency.observe
+        observe = self.observe
         dispatch = self.dispatch
         try:
             while True:
                 while self.frames:
                     payload, t_end = self.frames.popleft()
-                    if self.paused and len(self.frames) <= _LOW_WATER and self.fatal is None:
-                        self.paused = False
-                        assert self.transport is not None
-                        self.transport.resume_reading()
+                    if self.paused:
+                        self._resume()
                     self.busy = True
                     try:
                         ack = (await dispatch(payload, self.peer)).ack
@@ -172,13 +228,16 @@ class _Connection(asyncio.Protocol):
                         ack = self._internal_error()
                     finally:
                         self.busy = False
+                    if self.fast:  # fast-lane frames before this one answer first
+                        await self._drain_fast()
                     if ack and self.transport is not None and not self.transport.is_closing():
                         self.transport.write(encode_frame(ack))
                         observe(time.perf_counter() - t_end)
-                if self.fatal is not None:
-                    self._close_with(self.fatal)
-                    return
-                if self.closed:
+                if self.fatal is not None or self.closed:
+                    if self.fast:
+                        await self._drain_fast()
+                    if self.fatal is not None:
+                        self._close_with(self.fatal)
                     return
                 # Idle: wait for the next frame. Timeouts (mid-frame, idle) are enforced
                 # by the connection's watchdog timer, not by a timeout per wait.
@@ -208,7 +267,7 @@ class _Connection(asyncio.Protocol):
         now = time.monotonic()
         if self.decoder.in_frame:
             return max(0.01, self.frame_started + cfg.frame_timeout_s - now)
-        if cfg.idle_timeout_s and not self.busy and not self.frames:
+        if cfg.idle_timeout_s and not self.busy and not self.frames and not self.fast:
             return max(0.01, min(cfg.frame_timeout_s,
                                  self.last_rx + cfg.idle_timeout_s - now))
         return max(0.01, cfg.frame_timeout_s)
@@ -217,7 +276,7 @@ class _Connection(asyncio.Protocol):
         self.watchdog = None
         if self.closed:
             return
-        if self.busy or self.frames or not self._expired(self.server.config):
+        if self.busy or self.frames or self.fast or not self._expired(self.server.config):
             self._arm(asyncio.get_running_loop())
             return
         self.closed = True
@@ -274,7 +333,7 @@ class MLLPListener(Source):
                 return False
         if len(self.connections) >= self.config.max_connections:
             stale = [c for c in self.connections if c.peer_host == conn.peer_host and not c.busy
-                     and not c.frames and not c.decoder.in_frame]
+                     and not c.frames and not c.fast and not c.decoder.in_frame]
             if not stale:
                 log.warning("connection_refused", channel=self.name, peer=conn.peer,
                             reason="max_connections reached", limit=self.config.max_connections)
@@ -339,7 +398,8 @@ class MLLPListener(Source):
             server.close()
             # Let messages being processed finish and get their ACK before closing.
             deadline = time.monotonic() + 5.0
-            while any(c.busy for c in self.connections) and time.monotonic() < deadline:  # noqa: ASYNC110
+            while (any(c.busy or c.fast for c in self.connections)  # noqa: ASYNC110
+                   and time.monotonic() < deadline):
                 await asyncio.sleep(0.01)
             for conn in list(self.connections):
                 if conn.transport is not None:

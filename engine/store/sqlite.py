@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 
 from engine.errors import MessageRejected, StoreError
 from engine.store.base import (
+    Completion,
     DeliveryRow,
     DeliveryUpdate,
     Effect,
@@ -181,7 +182,7 @@ class SQLiteStore(Store):
         with one statement per table; every other item runs in its own savepoint and fails
         alone. If a run of plain ingests fails, it is rolled back and retried item by item
         (each in its savepoint), so one bad row still fails alone."""
-        results: list[tuple[asyncio.Future[Any], bool, Any]] = []
+        results: list[tuple[Completion, bool, Any]] = []
         # Queue items: a list (plain ingests handed over together by _hand_over), an
         # Ingest, or a (fn, future) write. Flatten them and group runs of plain ingests.
         items: list[Any] = []
@@ -245,7 +246,7 @@ class SQLiteStore(Store):
 
     def _finish(
         self, conn: sqlite3.Connection, batch: list[Any], later: list[Any],
-        results: list[tuple[asyncio.Future[Any], bool, Any]], inline: bool = False,
+        results: list[tuple[Completion, bool, Any]], inline: bool = False,
     ) -> None:
         for fn, fut in later:  # maintenance that must not run inside a transaction
             try:
@@ -261,7 +262,7 @@ class SQLiteStore(Store):
         assert self._loop is not None
         self._loop.call_soon_threadsafe(self._resolve, results, ingests)
 
-    def _resolve(self, results: list[tuple[asyncio.Future[Any], bool, Any]],
+    def _resolve(self, results: list[tuple[Completion, bool, Any]],
                  ingests: int) -> None:
         """On the loop: the batch is committed (or failed); wake its waiters."""
         self._inflight -= ingests
@@ -269,7 +270,7 @@ class SQLiteStore(Store):
 
     def _run_plain(
         self, conn: sqlite3.Connection, run: list[Ingest],
-        results: list[tuple[asyncio.Future[Any], bool, Any]], alone: bool,
+        results: list[tuple[Completion, bool, Any]], alone: bool,
     ) -> None:
         if not alone:
             conn.execute("SAVEPOINT chunk")
@@ -290,7 +291,7 @@ class SQLiteStore(Store):
 
     def _run_item(
         self, conn: sqlite3.Connection, item: Any,
-        results: list[tuple[asyncio.Future[Any], bool, Any]],
+        results: list[tuple[Completion, bool, Any]],
     ) -> None:
         if item.__class__ is Ingest:
             fn, fut = item.run, item.fut
@@ -308,7 +309,7 @@ class SQLiteStore(Store):
 
     def _run_slow(
         self, conn: sqlite3.Connection, batch: list[Any],
-        results: list[tuple[asyncio.Future[Any], bool, Any]],
+        results: list[tuple[Completion, bool, Any]],
     ) -> None:
         """Every item in its own savepoint (the fallback when a batch insert failed)."""
         try:
@@ -374,10 +375,28 @@ class SQLiteStore(Store):
         commit): no coroutine per message on the hot path."""
         return self._submit(record, deliveries, ())
 
+    def ingest_then(
+        self, record: InboundRecord, deliveries: Sequence[NewDelivery], done: Completion,
+    ) -> None:
+        """Queue the ingest now; ``done`` is completed in ``_resolve`` with the batch (no
+        future, no task per message)."""
+        self._enqueue(record, deliveries, (), done)
+
     def _submit(
         self, record: InboundRecord, deliveries: Sequence[NewDelivery],
         effects: Sequence[Effect],
     ) -> asyncio.Future[tuple[int, MessageRejected | None]]:
+        loop = self._loop
+        if self._writer is None or loop is None:
+            raise StoreError("store is not open")
+        fut: asyncio.Future[tuple[int, MessageRejected | None]] = loop.create_future()
+        self._enqueue(record, deliveries, effects, fut)
+        return fut
+
+    def _enqueue(
+        self, record: InboundRecord, deliveries: Sequence[NewDelivery],
+        effects: Sequence[Effect], fut: Completion,
+    ) -> None:
         loop = self._loop
         if self._writer is None or loop is None:
             raise StoreError("store is not open")
@@ -389,7 +408,6 @@ class SQLiteStore(Store):
                record.charset, len(raw), raw)
         drows = [(d.destination, d.order_key, now, now, d.payload) for d in deliveries] \
             if deliveries else []
-        fut: asyncio.Future[tuple[int, MessageRejected | None]] = loop.create_future()
         item = Ingest(const, row, drows, effects, record.ack_code.startswith("C"), fut)
         if effects or self._wconn is None:
             self._queue.put(item)
@@ -401,7 +419,6 @@ class SQLiteStore(Store):
         if now >= self._next_index:
             self._next_index = now + _INDEX_EVERY_S
             self._queue.put(_INDEX)
-        return fut
 
     def _hand_over(self) -> None:
         """End of a loop pass: the ingests of this pass go to the writer, or, when this is

@@ -7,7 +7,6 @@ built on the event loop so the writer holds the GIL as briefly as possible.
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
 from collections.abc import Sequence
 from itertools import chain
@@ -15,7 +14,7 @@ from operator import attrgetter
 from typing import Any
 
 from engine.errors import MessageRejected
-from engine.store.base import Effect
+from engine.store.base import Completion, Effect
 
 # A message row is two tuples: ``const`` (the same for most messages of a channel, bound
 # once per multi-row INSERT as ?1..?6) and ``row`` (8 values per message).
@@ -40,7 +39,7 @@ class Ingest:
     def __init__(
         self, const: tuple[Any, ...], row: tuple[Any, ...], drows: list[tuple[Any, ...]],
         effects: Sequence[Effect], enhanced: bool,
-        fut: asyncio.Future[tuple[int, MessageRejected | None]],
+        fut: Completion,
     ) -> None:
         self.const = const
         self.row = row
@@ -141,11 +140,11 @@ class RetryAlone(Exception):
     """A batch-wide insert failed: redo the batch item by item."""
 
 
-def future_of(item: Any) -> asyncio.Future[Any]:
+def future_of(item: Any) -> Completion:
     return item.fut if item.__class__ is Ingest else item[1]
 
 
-def resolve_all(results: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
+def resolve_all(results: list[tuple[Completion, bool, Any]]) -> None:
     for fut, ok, value in results:
         if fut.done():
             continue

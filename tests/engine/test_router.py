@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import functools
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from engine.errors import StoreError
 from engine.metrics import Metrics
 from engine.router import ChannelPipeline, PipelineSettings, Route, decode, type_matches
+from engine.store.base import Store
 from engine.store.sqlite import SQLiteStore
 from tests.support.client import msa, orm, segment
 
@@ -167,37 +171,103 @@ def _ack_without_time_and_id(ack: bytes) -> list[str]:
     return ["|".join(msh), *segs[1:]]
 
 
+async def _answer(p: ChannelPipeline, mode: str, raw: bytes) -> bytes:
+    """The wire answer for ``raw``: through the fast lane (``submit``, falling back to
+    ``dispatch`` as a source does when it declines) or through ``dispatch``."""
+    if mode == "submit":
+        got: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        if p.submit(raw, "peer", got.set_result):
+            return await asyncio.wait_for(got, 5)
+    return (await p.dispatch(raw, "peer")).ack
+
+
 @pytest.mark.parametrize("raw", LEAN_CASES)
-async def test_lean_path_answers_and_stores_like_the_general_path(
+async def test_fast_lane_and_lean_path_answer_and_store_like_the_general_path(
     tmp_path: Path, raw: bytes
 ) -> None:
     results = []
-    for lean in (True, False):
-        s = SQLiteStore(tmp_path / f"{lean}.db")
+    lean_case = LEAN_CASES.index(raw) < LEAN_ENDS
+    for mode in ("submit", "lean", "general"):
+        s = SQLiteStore(tmp_path / f"{mode}.db")
         await s.open()
         try:
             p, notified = pipeline(s, accept_message_types=["ORM^O01", "ADT^*"])
             assert p._lean_ok
             for mtype in ("ORM^O01", "ADT^A08", "ORU^R01"):  # as after a first message
                 p._type_ok[mtype] = p._accept(mtype)
-            p._lean_ok = lean
-            if lean:
-                assert (p._lean(raw) is not None) == (LEAN_CASES.index(raw) < LEAN_ENDS)
-            res = await p.dispatch(raw, "peer")
-            detail = await s.get_message(res.message_id or 0)
+            p._lean_ok = mode != "general"
+            if mode == "lean":
+                assert (p._lean(raw) is not None) == lean_case
+            ack = await _answer(p, mode, raw)
+            detail = await s.get_message(1)
             assert detail is not None
             sm = detail.summary
             rows = await s.fetch_pending("ch/orders", 10)
+            m = p.metrics
             results.append((
-                res.accepted, _ack_without_time_and_id(res.ack) if res.ack else [], res.code,
-                res.reason, sm.status, sm.ack_code, sm.control_id, sm.message_type, sm.error,
-                detail.charset, detail.version, detail.raw,
-                [d.destination for d in detail.deliveries], [r.order_key for r in rows],
-                sorted(notified),
+                _ack_without_time_and_id(ack) if ack else [], sm.status, sm.ack_code,
+                sm.control_id, sm.message_type, sm.error, detail.charset, detail.version,
+                detail.raw, [d.destination for d in detail.deliveries],
+                [r.order_key for r in rows], sorted(notified),
+                m.received.labels("ch").value, m.acked.labels("ch").value,
             ))
         finally:
             await s.aclose()
-    assert results[0] == results[1]
+    assert results[0] == results[2]
+    assert results[1] == results[2]
+
+
+async def test_fast_lane_answers_in_submit_order_across_commits(store: SQLiteStore) -> None:
+    p, _ = pipeline(store)
+    assert (await p.dispatch(orm(0), "peer")).accepted  # the type is known from now on
+    answers: list[bytes] = []
+    for i in range(1, 41):
+        assert p.submit(orm(i), "peer", answers.append)
+        if i % 7 == 0:
+            await asyncio.sleep(0)  # some in a later commit
+    for _ in range(500):
+        if len(answers) == 40:
+            break
+        await asyncio.sleep(0.01)
+    assert [msa(a)[1:3] for a in answers] == [["AA", f"MSG{i:06d}"] for i in range(1, 41)]
+    stored = [(await store.get_message(i + 1)) for i in range(1, 41)]
+    assert [d.summary.control_id for d in stored if d] == [f"MSG{i:06d}" for i in range(1, 41)]
+
+
+async def test_fast_lane_store_failure_is_answered_ae(store: SQLiteStore) -> None:
+    p, notified = pipeline(store)
+    assert (await p.dispatch(orm(1), "peer")).accepted
+    notified.clear()
+
+    def failing(_rec: object, _dels: object, done: Any) -> None:
+        done.set_exception(StoreError("disk full"))
+
+    p.store.ingest_then = failing  # type: ignore[method-assign]
+    answers: list[bytes] = []
+    assert p.submit(orm(2), "peer", answers.append)
+    assert msa(answers[0])[1:3] == ["AE", "MSG000002"] and b"could not be stored" in answers[0]
+    assert notified == []
+    assert p.metrics.nacked.labels("ch", "AE").value == 1
+    del p.store.ingest_then  # type: ignore[attr-defined]
+    await store.aclose()  # a closed store refuses at once: the source falls back to dispatch
+    assert not p.submit(orm(3), "peer", answers.append)
+    assert len(answers) == 1
+
+
+async def test_base_store_ingest_then_completes_after_the_commit(store: SQLiteStore) -> None:
+    p, _ = pipeline(store)
+    assert (await p.dispatch(orm(1), "peer")).accepted
+    answers: list[bytes] = []
+    store.ingest_then = functools.partial(Store.ingest_then, store)  # type: ignore[method-assign]
+    assert p.submit(orm(2), "peer", answers.append)
+    assert answers == []  # nothing before the commit
+    for _ in range(500):
+        if answers:
+            break
+        await asyncio.sleep(0.01)
+    assert msa(answers[0])[1:3] == ["AA", "MSG000002"]
+    detail = await store.get_message(2)
+    assert detail is not None and detail.summary.control_id == "MSG000002"
 
 
 def test_lean_path_takes_plain_messages_only(tmp_path: Path) -> None:

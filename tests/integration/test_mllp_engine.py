@@ -66,6 +66,38 @@ def test_pipelined_frames_in_one_write_each_get_their_ack(
     c.close()
 
 
+def test_mixed_frames_pipelined_on_one_connection_are_answered_in_order(
+    engine_factory: EngineFactory, sink: MLLPSink
+) -> None:
+    """Frames the fast lane takes (plain orders) and frames it leaves to the worker task
+    (a Latin-1 message, an unsupported version, a type seen for the first time) sent
+    back to back without waiting: every ACK comes back in the order of the frames."""
+    eng = engine_factory(sink_port=sink.port)
+    latin = "MSH|^~\\&|RIS|H|RB|H|2026||ORM^O01|LAT{n}|P|2.3.1||||||8859/1\r" \
+        "PID|1||P1^^^H||MÜLLER^ÉVA\r"
+    frames: list[tuple[bytes, list[str]]] = []
+    for i in range(60):
+        if i % 10 == 3:
+            frames.append((latin.format(n=i).encode("latin-1"), ["AA", f"LAT{i}"]))
+        elif i % 10 == 6:
+            frames.append((orm(i).replace(b"2.3.1", b"9.9"), ["AR", f"MSG{i:06d}"]))
+        elif i == 8:
+            frames.append((orm(i).replace(b"ORM^O01", b"ADT^A08"), ["AA", f"MSG{i:06d}"]))
+        else:
+            frames.append((orm(i), ["AA", f"MSG{i:06d}"]))
+    c = RawClient(eng.mllp_port)
+    for start in range(0, 60, 20):  # 20 frames per write, then 20 single writes
+        chunk = frames[start:start + 20]
+        if start == 20:
+            for payload, _ in chunk:
+                c.send_frame(payload)
+        else:
+            c.send(b"".join(b"\x0b" + p + b"\x1c\r" for p, _ in chunk))
+    got = [msa(c.read_frame())[1:3] for _ in range(60)]
+    assert got == [want for _, want in frames]
+    c.close()
+
+
 @pytest.mark.parametrize(
     ("name", "code", "reason_part"),
     [
