@@ -38,6 +38,7 @@ from engine.store.base import (
     PendingDelivery,
     Store,
 )
+from engine.store.sqlite_checkpoint import Checkpointer
 from engine.store.sqlite_ingest import (
     CONTROL_MARK,
     Ingest,
@@ -45,6 +46,7 @@ from engine.store.sqlite_ingest import (
     future_of,
     index_control_ids,
     insert_plain,
+    requeue_rows,
     resolve_all,
 )
 from engine.store.sqlite_search import search_sql
@@ -53,6 +55,11 @@ T = TypeVar("T")
 _STOP = object()
 _INDEX = object()  # queue marker: bring control_index up to date after this batch
 _INDEX_EVERY_S = 1.0
+# Ingests are committed on the loop thread while inline commits average less than this
+# (see SQLiteStore._hand_over); above it the writer thread commits them.
+_INLINE_MAX_S = 0.005
+# WAL checkpoints run in a thread of their own, not inside a commit (see Checkpointer).
+_CHECKPOINT_EVERY_S = 0.25
 _DROWS = attrgetter("drows")
 _CONST = attrgetter("const")
 _MAX_BATCH = 512
@@ -90,7 +97,14 @@ class SQLiteStore(Store):
         self._gathered: list[Ingest] = []
         self._inflight = 0  # ingests awaiting their commit
         self._next_index = 0.0  # when to ask the writer to update control_index
+        self._commit_s = 0.0  # moving average of the inline commits' duration (seconds)
+        self._probe_at = 0.0  # when commits are slow: the next inline one, to re-measure
+        self._checkpointer: Checkpointer | None = None
         self.index_errors = 0
+
+    @property
+    def checkpoint_errors(self) -> int:
+        return self._checkpointer.errors if self._checkpointer is not None else 0
 
     # -- lifecycle -------------------------------------------------------------------
     async def open(self) -> None:
@@ -119,6 +133,10 @@ class SQLiteStore(Store):
             target=self._write_loop, args=(wconn,), name="store-writer", daemon=True
         )
         self._writer.start()
+        if self.path != ":memory:":
+            wconn.execute("PRAGMA wal_autocheckpoint=0")  # the checkpointer's job
+            self._checkpointer = Checkpointer(
+                _connect(self.path, self.synchronous), self._conn_lock, _CHECKPOINT_EVERY_S)
         if backlog:  # indexed by the writer in chunks (searches read above the mark)
             self._queue.put(_INDEX)
         self._reader = ThreadPoolExecutor(1, thread_name_prefix="store-reader")
@@ -126,6 +144,9 @@ class SQLiteStore(Store):
 
     async def aclose(self) -> None:
         self._wconn = None
+        if self._checkpointer is not None:
+            await asyncio.to_thread(self._checkpointer.stop)
+            self._checkpointer = None
         if self._writer is not None:
             self._queue.put(_STOP)
             await asyncio.to_thread(self._writer.join)
@@ -421,20 +442,30 @@ class SQLiteStore(Store):
             self._queue.put(_INDEX)
 
     def _hand_over(self) -> None:
-        """End of a loop pass: the ingests of this pass go to the writer, or, when this is
-        the only ingest in flight (one sender) and the writer is idle, it is committed right
-        here on the loop thread: nothing else is waiting for the loop, and two thread
-        hand-offs are saved. With concurrent senders the writer thread commits (the loop
-        keeps parsing while it waits for the fsync)."""
+        """End of a loop pass: commit the ingests of this pass. When nothing else is in
+        flight and the writer thread is idle, they are committed right here on the loop
+        thread, as one transaction (group commit at the end of the pass, as Redis does its
+        ``appendfsync always``): no thread hand-off, no GIL ping-pong with the writer, the
+        ACKs written at once. The loop waits for the fsync meanwhile, so this is done only
+        while commits are fast: when the recent inline commits took longer than
+        ``_INLINE_MAX_S`` on average (a slow disk), the batches go to the writer thread,
+        which lets the loop keep parsing during the fsync; one batch a second is still
+        committed inline to notice when the disk is fast again."""
         items, self._gathered = self._gathered, []
         conn = self._wconn
-        if (len(items) == 1 and self._inflight == 1 and conn is not None
-                and self._queue.empty()
+        if (self._inflight == len(items) and conn is not None and self._queue.empty()
+                and (self._commit_s < _INLINE_MAX_S or time.monotonic() >= self._probe_at)
                 and self._conn_lock.acquire(blocking=False)):
+            t0 = time.monotonic()
             try:
                 self._run_batch(conn, items, inline=True)
             finally:
                 self._conn_lock.release()
+            took = time.monotonic() - t0
+            # A single slow commit (the disk's hiccup) moves the average a little only.
+            self._commit_s += (min(took, 2 * _INLINE_MAX_S) - self._commit_s) * 0.1
+            if self._commit_s >= _INLINE_MAX_S:
+                self._probe_at = t0 + took + 1.0
             return
         self._queue.put(items)  # one queue item for the pass (see _run_batch)
 
@@ -462,30 +493,7 @@ class SQLiteStore(Store):
         pays = list(payloads) if payloads is not None else None
 
         def op(conn: sqlite3.Connection) -> int:
-            count = 0
-            for i, mid in enumerate(ids):
-                if pays is not None:
-                    payload = pays[i]
-                else:
-                    found = conn.execute(
-                        "SELECT payload FROM deliveries WHERE message_id=? AND destination=?"
-                        " ORDER BY id DESC LIMIT 1",
-                        (mid, destination),
-                    ).fetchone()
-                    if found is None:
-                        found = conn.execute(
-                            "SELECT raw FROM messages WHERE id=?", (mid,)
-                        ).fetchone()
-                    if found is None:
-                        continue
-                    payload = found[0]
-                conn.execute(
-                    "INSERT INTO deliveries (message_id, destination, status, created_at,"
-                    " updated_at, payload) VALUES (?,?,'pending',?,?,?)",
-                    (mid, destination, now, now, payload),
-                )
-                count += 1
-            return count
+            return requeue_rows(conn, ids, destination, pays, now)
 
         return await self._write(op)
 

@@ -136,6 +136,34 @@ def insert_plain(conn: sqlite3.Connection, run: list[Ingest], max_vars: int) -> 
     return ids
 
 
+def requeue_rows(conn: sqlite3.Connection, ids: Sequence[int], destination: str,
+                 payloads: Sequence[bytes] | None, now: float) -> int:
+    """New pending deliveries of messages ``ids`` to ``destination``: the given payloads,
+    else the last payload sent there, else the raw message. Returns how many were made."""
+    count = 0
+    for i, mid in enumerate(ids):
+        if payloads is not None:
+            payload = payloads[i]
+        else:
+            found = conn.execute(
+                "SELECT payload FROM deliveries WHERE message_id=? AND destination=?"
+                " ORDER BY id DESC LIMIT 1",
+                (mid, destination),
+            ).fetchone()
+            if found is None:
+                found = conn.execute("SELECT raw FROM messages WHERE id=?", (mid,)).fetchone()
+            if found is None:
+                continue
+            payload = found[0]
+        conn.execute(
+            "INSERT INTO deliveries (message_id, destination, status, created_at,"
+            " updated_at, payload) VALUES (?,?,'pending',?,?,?)",
+            (mid, destination, now, now, payload),
+        )
+        count += 1
+    return count
+
+
 class RetryAlone(Exception):
     """A batch-wide insert failed: redo the batch item by item."""
 

@@ -1,0 +1,154 @@
+"""Where the SQLite store commits: inline at the end of a loop pass while commits are fast,
+in the writer thread when they are slow or the writer is busy; WAL checkpoints in a thread
+of their own."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from engine.store.base import InboundRecord, MessageRejected
+from engine.store.sqlite import _INLINE_MAX_S, SQLiteStore
+
+RAW = b"MSH|^~\\&|RIS|H|RB|H|20261122||ORM^O01|C|P|2.5\r" + b"OBX|1|TX|||" + b"x" * 1200 + b"\r"
+
+
+def record(i: int) -> InboundRecord:
+    return InboundRecord("ris", RAW, time.time(), "peer", f"C{i}", "ORM^O01", "2.5", "ascii",
+                         "processed", "AA", "", "")
+
+
+class Done:
+    """A ``Completion`` recording the thread it was completed on and the message id."""
+
+    def __init__(self, into: list[tuple[int, str]]) -> None:
+        self.into = into
+
+    def done(self) -> bool:
+        return False
+
+    def set_result(self, value: tuple[int, MessageRejected | None]) -> None:
+        self.into.append((value[0], threading.current_thread().name))
+
+    def set_exception(self, exc: BaseException) -> None:  # pragma: no cover - not expected
+        raise AssertionError(f"ingest failed: {exc!r}")
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> SQLiteStore:
+    s = SQLiteStore(tmp_path / "db.sqlite")
+    await s.open()
+    yield s
+    await s.aclose()
+
+
+def committing_thread(store: SQLiteStore, seen: list[str]) -> None:
+    run_batch = store._run_batch
+
+    def spy(conn: Any, batch: list[Any], inline: bool = False) -> None:
+        seen.append(threading.current_thread().name)
+        run_batch(conn, batch, inline)
+
+    store._run_batch = spy  # type: ignore[method-assign]
+
+
+async def submit_pass(store: SQLiteStore, first: int, n: int) -> list[tuple[int, str]]:
+    """``n`` ingests in one loop pass; wait until all are completed."""
+    got: list[tuple[int, str]] = []
+    for i in range(first, first + n):
+        store.ingest_then(record(i), [], Done(got))
+    for _ in range(500):
+        if len(got) == n:
+            break
+        await asyncio.sleep(0.01)
+    return got
+
+
+async def test_the_ingests_of_one_pass_are_committed_together_on_the_loop(
+    store: SQLiteStore,
+) -> None:
+    await submit_pass(store, 1, 1)  # (the first pass also queues the control-id indexing)
+    seen: list[str] = []
+    committing_thread(store, seen)
+    batches = store.batches
+    got = await submit_pass(store, 2, 5)
+    assert [mid for mid, _ in got] == [2, 3, 4, 5, 6]
+    assert seen == [threading.current_thread().name]  # the loop's thread, one commit
+    assert {name for _, name in got} == {threading.current_thread().name}
+    assert store.batches == batches + 1
+    assert 0 < store._commit_s < _INLINE_MAX_S
+
+
+async def test_slow_commits_move_the_ingests_to_the_writer_thread_until_a_probe(
+    store: SQLiteStore,
+) -> None:
+    seen: list[str] = []
+    committing_thread(store, seen)
+    store._commit_s = 1.0  # as after a run of slow inline commits
+    store._probe_at = time.monotonic() + 3600
+    got = await submit_pass(store, 1, 3)
+    assert [mid for mid, _ in got] == [1, 2, 3]
+    assert seen == ["store-writer"]
+    store._probe_at = 0.0  # the once-a-second probe is due: committed inline, re-measured
+    got = await submit_pass(store, 4, 3)
+    assert [mid for mid, _ in got] == [4, 5, 6]
+    assert seen[1:] == [threading.current_thread().name]
+    assert store._commit_s < 1.0
+
+
+async def test_a_busy_writer_gets_the_batch_queued_behind_its_work_in_order(
+    store: SQLiteStore,
+) -> None:
+    seen: list[str] = []
+    release = threading.Event()
+
+    def slow(conn: Any) -> None:
+        release.wait(5)
+
+    busy = asyncio.ensure_future(store.write_tx(slow))
+    await asyncio.sleep(0.05)  # the writer thread holds the connection
+    committing_thread(store, seen)
+    got: list[tuple[int, str]] = []
+    for i in range(1, 4):
+        store.ingest_then(record(i), [], Done(got))
+    await asyncio.sleep(0.05)
+    assert got == []  # not committed around the writer's transaction
+    release.set()
+    await busy
+    for _ in range(500):
+        if len(got) == 3:
+            break
+        await asyncio.sleep(0.01)
+    assert [mid for mid, _ in got] == [1, 2, 3]
+    assert seen == ["store-writer"]
+
+
+def wal_size(store: SQLiteStore) -> int:
+    return os.path.getsize(f"{store.path}-wal")
+
+
+async def test_the_checkpointer_lets_the_wal_start_over(store: SQLiteStore) -> None:
+    """Commits never checkpoint (autocheckpoint is off on the writer connection); the
+    checkpointer copies the WAL back a few times a second and the WAL file starts over,
+    so it stays far smaller than everything written through it."""
+    n = 0
+    sizes = []
+    for _burst in range(12):
+        for _ in range(10):
+            await submit_pass(store, n + 1, 25)
+            n += 25
+        await asyncio.sleep(0.3)  # at least one checkpoint per burst
+        sizes.append(wal_size(store))
+    # Each burst appends ~0.45 MB to the WAL; one that never started over would have
+    # grown by that much eleven times after the first burst (schema pages included).
+    assert n == 3000 and n * len(RAW) > 3_700_000
+    assert sizes[-1] <= sizes[1] < n * len(RAW) / 2, sizes
+    assert store.checkpoint_errors == 0
+    assert store._wconn is not None
+    assert store._wconn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
