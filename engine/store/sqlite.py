@@ -99,6 +99,8 @@ class SQLiteStore(Store):
         self._next_index = 0.0  # when to ask the writer to update control_index
         self._commit_s = 0.0  # moving average of the inline commits' duration (seconds)
         self._probe_at = 0.0  # when commits are slow: the next inline one, to re-measure
+        self._last_batch = 0  # ingests in the last inline commit
+        self._polled = False  # this batch already waited one loop pass for more
         self._checkpointer: Checkpointer | None = None
         self.index_errors = 0
 
@@ -450,12 +452,30 @@ class SQLiteStore(Store):
         while commits are fast: when the recent inline commits took longer than
         ``_INLINE_MAX_S`` on average (a slow disk), the batches go to the writer thread,
         which lets the loop keep parsing during the fsync; one batch a second is still
-        committed inline to notice when the disk is fast again."""
-        items, self._gathered = self._gathered, []
+        committed inline to notice when the disk is fast again. A batch smaller than the
+        last inline one waits for one more pass of the loop first (see below)."""
+        items = self._gathered
         conn = self._wconn
+        if self._writer is None:  # closed meanwhile: nothing will commit these
+            self._gathered = []
+            self._inflight -= len(items)
+            resolve_all([(item.fut, False, StoreError("store is closed")) for item in items])
+            return
         if (self._inflight == len(items) and conn is not None and self._queue.empty()
                 and (self._commit_s < _INLINE_MAX_S or time.monotonic() >= self._probe_at)
                 and self._conn_lock.acquire(blocking=False)):
+            if len(items) < self._last_batch and not self._polled:
+                # Fewer than last time: the senders ACKed by the last commit are likely
+                # answering right now. One more pass of the loop (it polls the sockets
+                # without waiting) lets their frames join this commit.
+                self._conn_lock.release()
+                self._polled = True
+                assert self._loop is not None
+                self._loop.call_soon(self._hand_over)
+                return
+            self._gathered = []
+            self._polled = False
+            self._last_batch = len(items)
             t0 = time.monotonic()
             try:
                 self._run_batch(conn, items, inline=True)
@@ -467,6 +487,8 @@ class SQLiteStore(Store):
             if self._commit_s >= _INLINE_MAX_S:
                 self._probe_at = t0 + took + 1.0
             return
+        self._gathered = []
+        self._polled = False
         self._queue.put(items)  # one queue item for the pass (see _run_batch)
 
     async def update_deliveries(self, updates: Sequence[DeliveryUpdate]) -> None:

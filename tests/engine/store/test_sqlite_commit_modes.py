@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sqlite3
 import threading
 import time
 from pathlib import Path
@@ -13,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from engine.errors import StoreError
 from engine.store.base import InboundRecord, MessageRejected
 from engine.store.sqlite import _INLINE_MAX_S, SQLiteStore
 
@@ -152,3 +154,47 @@ async def test_the_checkpointer_lets_the_wal_start_over(store: SQLiteStore) -> N
     assert store.checkpoint_errors == 0
     assert store._wconn is not None
     assert store._wconn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
+
+
+async def test_a_smaller_batch_than_the_last_waits_one_loop_pass_for_more(
+    store: SQLiteStore,
+) -> None:
+    await submit_pass(store, 1, 1)  # (the first pass also queues the control-id indexing)
+    await submit_pass(store, 2, 3)  # the last inline commit held 3
+    seen: list[str] = []
+    committing_thread(store, seen)
+    got: list[tuple[int, str]] = []
+    store.ingest_then(record(5), [], Done(got))
+
+    def more() -> None:  # runs in the same pass, after the hand-over deferred itself
+        store.ingest_then(record(6), [], Done(got))
+        store.ingest_then(record(7), [], Done(got))
+
+    asyncio.get_running_loop().call_soon(more)
+    for _ in range(500):
+        if len(got) == 3:
+            break
+        await asyncio.sleep(0.01)
+    assert [mid for mid, _ in got] == [5, 6, 7]
+    assert len(seen) == 1  # one commit for the three
+    got.clear()
+    await submit_pass(store, 8, 1)  # a smaller batch still commits after one pass
+    assert [mid for mid, _ in got] == []  # (submit_pass collects its own)
+    assert len(seen) == 2
+
+
+async def test_an_ingest_queued_just_before_close_is_committed_and_answered(
+    tmp_path: Path,
+) -> None:
+    s = SQLiteStore(tmp_path / "db.sqlite")
+    await s.open()
+    got: list[tuple[int, str]] = []
+    s.ingest_then(record(1), [], Done(got))
+    await s.aclose()  # before the loop got to the hand-over
+    await asyncio.sleep(0.05)
+    assert [mid for mid, _ in got] == [1]
+    with pytest.raises(StoreError):  # a closed store refuses at once
+        s.ingest_then(record(2), [], Done(got))
+    conn = sqlite3.connect(tmp_path / "db.sqlite")
+    assert conn.execute("SELECT control_id FROM messages").fetchall() == [("C1",)]
+    conn.close()
