@@ -27,7 +27,6 @@ from typing import Any, TypeVar
 from engine.errors import MessageRejected, StoreError
 from engine.store.base import (
     Completion,
-    DeliveryRow,
     DeliveryUpdate,
     Effect,
     InboundRecord,
@@ -49,7 +48,7 @@ from engine.store.sqlite_ingest import (
     requeue_rows,
     resolve_all,
 )
-from engine.store.sqlite_search import search_sql
+from engine.store.sqlite_search import message_detail, search_sql
 
 T = TypeVar("T")
 _STOP = object()
@@ -582,26 +581,11 @@ class SQLiteStore(Store):
 
     async def get_message(self, message_id: int) -> MessageDetail | None:
         def read() -> MessageDetail | None:
-            rows = self._read(
-                "SELECT id, received_at, channel, control_id, message_type, status, ack_code,"
-                " error, size, peer, version, charset, revision, raw, warnings"
-                " FROM messages WHERE id=?",
-                (message_id,),
-            )
-            if not rows:
-                return None
-            r = rows[0]
-            drows = self._read(
-                "SELECT id, destination, status, attempts, next_attempt, last_error, response,"
-                " updated_at FROM deliveries WHERE message_id=? ORDER BY id",
-                (message_id,),
-            )
-            return MessageDetail(
-                summary=MessageSummary(*r[:9]),
-                peer=r[9], version=r[10], charset=r[11], revision=r[12], raw=r[13],
-                warnings=json.loads(r[14]) if r[14] else [],
-                deliveries=[DeliveryRow(*d) for d in drows],
-            )
+            assert self._rconn is not None
+            try:
+                return message_detail(self._rconn, message_id)
+            except sqlite3.Error as exc:
+                raise StoreError(f"store read failed: {exc}") from exc
 
         return await self._in_reader(read)
 

@@ -1,10 +1,12 @@
-"""The SQL of message searches (``radbridge messages``) for the SQLite store."""
+"""The SQL of message searches and reads (``radbridge messages``) for the SQLite store."""
 
 from __future__ import annotations
 
+import json
+import sqlite3
 from typing import Any
 
-from engine.store.base import MessageFilter
+from engine.store.base import DeliveryRow, MessageDetail, MessageFilter, MessageSummary
 from engine.store.sqlite_ingest import CONTROL_ID_WHERE
 
 
@@ -54,3 +56,26 @@ def search_sql(flt: MessageFilter) -> tuple[str, list[Any]]:
     )
     params.append(flt.limit)
     return sql, params
+
+
+def message_detail(conn: sqlite3.Connection, message_id: int) -> MessageDetail | None:
+    """One message with its deliveries (``Store.get_message``)."""
+    r = conn.execute(
+        "SELECT id, received_at, channel, control_id, message_type, status, ack_code,"
+        " error, size, peer, version, charset, revision, raw, warnings"
+        " FROM messages WHERE id=?",
+        (message_id,),
+    ).fetchone()
+    if r is None:
+        return None
+    drows = conn.execute(
+        "SELECT id, destination, status, attempts, next_attempt, last_error, response,"
+        " updated_at FROM deliveries WHERE message_id=? ORDER BY id",
+        (message_id,),
+    ).fetchall()
+    return MessageDetail(
+        summary=MessageSummary(*r[:9]),
+        peer=r[9], version=r[10], charset=r[11], revision=r[12], raw=r[13],
+        warnings=json.loads(r[14]) if r[14] else [],
+        deliveries=[DeliveryRow(*d) for d in drows],
+    )
