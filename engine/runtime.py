@@ -407,6 +407,7 @@ class Engine:
                              "restarts": c.restarts, **_source_status(c.source)}
                     for c in self.channels.values()
                 },
+                "store": self.store.status() if self.store is not None else {},
             }
             return json_response(200 if self.ready else 503, body)
 

@@ -162,6 +162,10 @@ class Store(ABC):
         commit instead of a coroutine (the default is the ``ingest`` coroutine)."""
         return self.ingest(record, deliveries)
 
+    def status(self) -> dict[str, Any]:
+        """What /health shows of the store (counters, modes); nothing by default."""
+        return {}
+
     def ingest_then(
         self, record: InboundRecord, deliveries: Sequence[NewDelivery], done: Completion,
     ) -> None:

@@ -1,17 +1,18 @@
-"""SQLite store: WAL mode, one writer thread doing group commit, readers on their own.
+"""SQLite store: WAL mode, group commit, readers on their own.
 
-Every write is a small function run by the writer thread. The thread takes whatever has
-queued up (one item when the engine is idle, hundreds under load), runs them in one
-transaction, commits once with ``synchronous=FULL`` by default, then resolves all their
-futures with a single hop back to the event loop. A failing item is rolled back to its
-savepoint and fails alone. Reads run on a separate connection in a reader thread, so a
-slow search never holds up ingest.
+Ingests are gathered per pass of the event loop and committed together, in one
+transaction with ``synchronous=FULL`` by default: on the loop thread itself while commits
+are fast, else by the writer thread (``_hand_over``). Every other write is a small function
+run by the writer thread (``engine.store.sqlite_writer``), which takes whatever has queued
+up, runs it in one transaction and resolves the futures with a single hop back to the
+loop; a failing item is rolled back to its savepoint and fails alone. WAL checkpoints run
+in a thread of their own (``engine.store.sqlite_checkpoint``). Reads run on a separate
+connection in a reader thread, so a slow search never holds up ingest.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import queue
 import sqlite3
@@ -20,7 +21,6 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
-from operator import attrgetter
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -41,27 +41,20 @@ from engine.store.sqlite_checkpoint import Checkpointer
 from engine.store.sqlite_ingest import (
     CONTROL_MARK,
     Ingest,
-    RetryAlone,
-    future_of,
     index_control_ids,
-    insert_plain,
     requeue_rows,
     resolve_all,
 )
 from engine.store.sqlite_search import message_detail, search_sql
+from engine.store.sqlite_writer import INDEX, STOP, BatchWriter
 
 T = TypeVar("T")
-_STOP = object()
-_INDEX = object()  # queue marker: bring control_index up to date after this batch
 _INDEX_EVERY_S = 1.0
 # Ingests are committed on the loop thread while inline commits average less than this
 # (see SQLiteStore._hand_over); above it the writer thread commits them.
 _INLINE_MAX_S = 0.005
 # WAL checkpoints run in a thread of their own, not inside a commit (see Checkpointer).
-_CHECKPOINT_EVERY_S = 0.25
-_DROWS = attrgetter("drows")
-_CONST = attrgetter("const")
-_MAX_BATCH = 512
+_CHECKPOINT_EVERY_S = 1.0
 SCHEMA_VERSION = "1"
 
 def _connect(path: str, synchronous: str) -> sqlite3.Connection:
@@ -75,10 +68,11 @@ def _connect(path: str, synchronous: str) -> sqlite3.Connection:
     return conn
 
 
-class SQLiteStore(Store):
+class SQLiteStore(BatchWriter, Store):
     """The default store: a single SQLite file in the data directory."""
 
-    def __init__(self, path: str | Path, *, synchronous: str = "FULL") -> None:
+    def __init__(self, path: str | Path, *, synchronous: str = "FULL",
+                 checkpoint_every_s: float = _CHECKPOINT_EVERY_S) -> None:
         self.path = str(path)
         self.synchronous = synchronous.upper()
         if self.synchronous not in {"FULL", "NORMAL", "EXTRA"}:
@@ -99,13 +93,25 @@ class SQLiteStore(Store):
         self._commit_s = 0.0  # moving average of the inline commits' duration (seconds)
         self._probe_at = 0.0  # when commits are slow: the next inline one, to re-measure
         self._last_batch = 0  # ingests in the last inline commit
+        self.inline_commits = 0
         self._polled = False  # this batch already waited one loop pass for more
         self._checkpointer: Checkpointer | None = None
+        self._checkpoint_every_s = checkpoint_every_s
         self.index_errors = 0
 
     @property
     def checkpoint_errors(self) -> int:
         return self._checkpointer.errors if self._checkpointer is not None else 0
+
+    def status(self) -> dict[str, Any]:
+        """For /health: where commits happen and how they go."""
+        slow = self._commit_s >= _INLINE_MAX_S
+        return {"commits": self.batches, "items": self.items,
+                "inline_commits": self.inline_commits,
+                "commit_mode": "writer thread (slow commits)" if slow else "inline",
+                "inline_commit_ms_avg": round(self._commit_s * 1000, 3),
+                "checkpoint_errors": self.checkpoint_errors,
+                "index_errors": self.index_errors}
 
     # -- lifecycle -------------------------------------------------------------------
     async def open(self) -> None:
@@ -137,9 +143,9 @@ class SQLiteStore(Store):
         if self.path != ":memory:":
             wconn.execute("PRAGMA wal_autocheckpoint=0")  # the checkpointer's job
             self._checkpointer = Checkpointer(
-                _connect(self.path, self.synchronous), self._conn_lock, _CHECKPOINT_EVERY_S)
+                _connect(self.path, self.synchronous), self._conn_lock, self._checkpoint_every_s)
         if backlog:  # indexed by the writer in chunks (searches read above the mark)
-            self._queue.put(_INDEX)
+            self._queue.put(INDEX)
         self._reader = ThreadPoolExecutor(1, thread_name_prefix="store-reader")
         self._rconn = await self._in_reader(lambda: _connect(self.path, self.synchronous))
 
@@ -149,7 +155,7 @@ class SQLiteStore(Store):
             await asyncio.to_thread(self._checkpointer.stop)
             self._checkpointer = None
         if self._writer is not None:
-            self._queue.put(_STOP)
+            self._queue.put(STOP)
             await asyncio.to_thread(self._writer.join)
             self._writer = None
         if self._reader is not None:
@@ -158,192 +164,6 @@ class SQLiteStore(Store):
                 await self._in_reader(rconn.close)
             self._reader.shutdown(wait=True)
             self._reader = None
-
-    # -- the writer thread -----------------------------------------------------------
-    def _write_loop(self, conn: sqlite3.Connection) -> None:
-        get = self._queue.get
-        get_nowait = self._queue.get_nowait
-        try:
-            while True:
-                first = get()
-                if first is _STOP:
-                    return
-                index = first is _INDEX
-                batch = [] if index else [first]
-                stop = False
-                while len(batch) < _MAX_BATCH:
-                    try:
-                        item = get_nowait()
-                    except queue.Empty:
-                        break
-                    if item is _STOP:
-                        stop = True
-                        break
-                    if item is _INDEX:
-                        index = True
-                        continue
-                    batch.append(item)
-                with self._conn_lock:
-                    if batch:
-                        self._run_batch(conn, batch)
-                    if index:
-                        try:
-                            if index_control_ids(conn):
-                                self._queue.put(_INDEX)  # more to do, after what queued
-                        except sqlite3.Error:  # searches still read the messages above
-                            self.index_errors += 1  # the mark; retried a second later
-                if stop:
-                    return
-        finally:
-            conn.close()
-
-    def _run_batch(
-        self, conn: sqlite3.Connection, batch: list[Any], inline: bool = False
-    ) -> None:
-        """One transaction for the batch. Runs of plain ingests (no effects) are inserted
-        with one statement per table; every other item runs in its own savepoint and fails
-        alone. If a run of plain ingests fails, it is rolled back and retried item by item
-        (each in its savepoint), so one bad row still fails alone."""
-        results: list[tuple[Completion, bool, Any]] = []
-        # Queue items: a list (plain ingests handed over together by _hand_over), an
-        # Ingest, or a (fn, future) write. Flatten them and group runs of plain ingests.
-        items: list[Any] = []
-        later: list[Any] = []
-        runs: list[Any] = []  # a list of plain Ingest items, or a single other item
-        for entry in batch:
-            cls = entry.__class__
-            if cls is list:
-                items.extend(entry)
-                if runs and runs[-1].__class__ is list:
-                    runs[-1].extend(entry)
-                else:
-                    runs.append(list(entry))
-            elif cls is tuple and getattr(entry[0], "outside_transaction", False):
-                later.append(entry)
-            else:
-                items.append(entry)
-                if cls is Ingest and not entry.effects:
-                    if runs and runs[-1].__class__ is list:
-                        runs[-1].append(entry)
-                    else:
-                        runs.append([entry])
-                else:
-                    runs.append(entry)
-        batch = items
-        alone = len(runs) == 1  # the whole transaction is the savepoint
-        if (alone and runs[0].__class__ is list and len(runs[0]) * 8 + 6 <= self._max_vars
-                and not any(map(_DROWS, runs[0])) and len(set(map(_CONST, runs[0]))) == 1):
-            # The common case: messages only, one statement (one chunk, one shared const).
-            # In autocommit mode it is its own transaction (committed, fsync'ed, before
-            # execute returns): the writer drops and re-takes the GIL once for the batch
-            # instead of once per statement.
-            try:
-                ids = insert_plain(conn, runs[0], self._max_vars)
-            except sqlite3.Error:
-                self._run_slow(conn, batch, results)
-            else:
-                results = [(item.fut, True, (mid, None))
-                           for mid, item in zip(ids, runs[0], strict=True)]
-            self._finish(conn, batch, later, results, inline)
-            return
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            for run in runs:
-                if run.__class__ is list:
-                    self._run_plain(conn, run, results, alone)
-                else:
-                    self._run_item(conn, run, results)
-            conn.execute("COMMIT")
-        except RetryAlone:
-            with contextlib.suppress(sqlite3.Error):
-                conn.execute("ROLLBACK")
-            results = []
-            self._run_slow(conn, batch, results)
-        except sqlite3.Error as exc:
-            with contextlib.suppress(sqlite3.Error):
-                conn.execute("ROLLBACK")
-            err = StoreError(f"store commit failed: {exc}")
-            results = [(future_of(item), False, err) for item in batch]
-        self._finish(conn, batch, later, results, inline)
-
-    def _finish(
-        self, conn: sqlite3.Connection, batch: list[Any], later: list[Any],
-        results: list[tuple[Completion, bool, Any]], inline: bool = False,
-    ) -> None:
-        for fn, fut in later:  # maintenance that must not run inside a transaction
-            try:
-                results.append((fut, True, fn(conn)))
-            except sqlite3.Error as exc:
-                results.append((fut, False, StoreError(f"store maintenance failed: {exc}")))
-        self.batches += 1
-        self.items += len(batch)
-        ingests = sum(item.__class__ is Ingest for item in batch)
-        if inline:
-            self._resolve(results, ingests)
-            return
-        assert self._loop is not None
-        self._loop.call_soon_threadsafe(self._resolve, results, ingests)
-
-    def _resolve(self, results: list[tuple[Completion, bool, Any]],
-                 ingests: int) -> None:
-        """On the loop: the batch is committed (or failed); wake its waiters."""
-        self._inflight -= ingests
-        resolve_all(results)
-
-    def _run_plain(
-        self, conn: sqlite3.Connection, run: list[Ingest],
-        results: list[tuple[Completion, bool, Any]], alone: bool,
-    ) -> None:
-        if not alone:
-            conn.execute("SAVEPOINT chunk")
-        try:
-            ids = insert_plain(conn, run, self._max_vars)
-        except sqlite3.Error:
-            if alone:
-                raise RetryAlone from None
-            conn.execute("ROLLBACK TO chunk")
-            conn.execute("RELEASE chunk")
-            for item in run:
-                self._run_item(conn, item, results)
-            return
-        if not alone:
-            conn.execute("RELEASE chunk")
-        for mid, item in zip(ids, run, strict=True):
-            results.append((item.fut, True, (mid, None)))
-
-    def _run_item(
-        self, conn: sqlite3.Connection, item: Any,
-        results: list[tuple[Completion, bool, Any]],
-    ) -> None:
-        if item.__class__ is Ingest:
-            fn, fut = item.run, item.fut
-        else:
-            fn, fut = item
-        conn.execute("SAVEPOINT item")
-        try:
-            value = fn(conn)
-        except Exception as exc:  # one bad item fails alone
-            conn.execute("ROLLBACK TO item")
-            results.append((fut, False, exc))
-        else:
-            results.append((fut, True, value))
-        conn.execute("RELEASE item")
-
-    def _run_slow(
-        self, conn: sqlite3.Connection, batch: list[Any],
-        results: list[tuple[Completion, bool, Any]],
-    ) -> None:
-        """Every item in its own savepoint (the fallback when a batch insert failed)."""
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            for item in batch:
-                self._run_item(conn, item, results)
-            conn.execute("COMMIT")
-        except sqlite3.Error as exc:
-            with contextlib.suppress(sqlite3.Error):
-                conn.execute("ROLLBACK")
-            err = StoreError(f"store commit failed: {exc}")
-            results[:] = [(future_of(item), False, err) for item in batch]
 
     async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         if self._writer is None:
@@ -440,7 +260,7 @@ class SQLiteStore(Store):
         self._inflight += 1  # back down when the batch is resolved (_resolve)
         if now >= self._next_index:
             self._next_index = now + _INDEX_EVERY_S
-            self._queue.put(_INDEX)
+            self._queue.put(INDEX)
 
     def _hand_over(self) -> None:
         """End of a loop pass: commit the ingests of this pass. When nothing else is in
@@ -481,6 +301,7 @@ class SQLiteStore(Store):
             finally:
                 self._conn_lock.release()
             took = time.monotonic() - t0
+            self.inline_commits += 1
             # A single slow commit (the disk's hiccup) moves the average a little only.
             self._commit_s += (min(took, 2 * _INLINE_MAX_S) - self._commit_s) * 0.1
             if self._commit_s >= _INLINE_MAX_S:

@@ -4,8 +4,9 @@ SQLite checkpoints inside the commit that crosses ``wal_autocheckpoint`` pages (
 default): that commit then copies the whole WAL back into the database and fsyncs it,
 several milliseconds during which the committing thread waits. The store commits most
 ingests on the event loop's thread (see ``SQLiteStore._hand_over``), so it turns
-autocheckpoint off on its writer connection and copies the WAL back from here instead, a
-few times a second, on a connection of its own.
+autocheckpoint off on its writer connection and copies the WAL back from here instead,
+once a second by default, on a connection of its own (a page written many times in that
+second, such as an index's last leaf, is copied once).
 """
 
 from __future__ import annotations

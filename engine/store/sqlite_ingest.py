@@ -217,6 +217,6 @@ def index_control_ids(conn: sqlite3.Connection, limit: int = 50_000) -> bool:
 # range, at most about a second of traffic).
 CONTROL_ID_WHERE = (
     "m.id IN (SELECT message_id FROM control_index WHERE control_id = ?"
-    " UNION ALL SELECT id FROM messages WHERE id > (SELECT coalesce(CAST(value AS INTEGER), 0)"
-    f" FROM meta WHERE key = '{CONTROL_MARK}') AND control_id = ?)"
+    " UNION ALL SELECT id FROM messages WHERE id > coalesce((SELECT CAST(value AS INTEGER)"
+    f" FROM meta WHERE key = '{CONTROL_MARK}'), 0) AND control_id = ?)"
 )

@@ -353,6 +353,10 @@ def test_health_and_metrics_endpoints(engine_factory: EngineFactory, sink: MLLPS
     assert wait_until(
         lambda: 'radbridge_deliveries_sent_total{destination="ris/sink"} 1.0'
         in eng.http_get("/metrics"))
+    store = json.loads(eng.http_get("/health"))["store"]
+    assert store["items"] >= 2 and store["commits"] >= 1  # both messages, delivery outcome
+    assert store["commit_mode"] == "inline" and store["inline_commits"] >= 1
+    assert store["checkpoint_errors"] == 0
     with pytest.raises(urllib.error.HTTPError) as err:  # console pages are off by default
         eng.http_get("/mismatches")
     err.value.close()

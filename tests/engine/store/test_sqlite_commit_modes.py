@@ -135,10 +135,20 @@ def wal_size(store: SQLiteStore) -> int:
     return os.path.getsize(f"{store.path}-wal")
 
 
-async def test_the_checkpointer_lets_the_wal_start_over(store: SQLiteStore) -> None:
+async def test_the_checkpointer_lets_the_wal_start_over(tmp_path: Path) -> None:
     """Commits never checkpoint (autocheckpoint is off on the writer connection); the
-    checkpointer copies the WAL back a few times a second and the WAL file starts over,
+    checkpointer copies the WAL back (here every 0.1 s) and the WAL file starts over,
     so it stays far smaller than everything written through it."""
+    store = SQLiteStore(tmp_path / "db.sqlite", checkpoint_every_s=0.1)
+    await store.open()
+    try:
+        await _fill_in_bursts(store)
+    finally:
+        await store.aclose()
+
+
+async def _fill_in_bursts(store: SQLiteStore) -> None:
+    """12 bursts of 250 messages with a pause after each; the WAL size after each."""
     n = 0
     sizes = []
     for _burst in range(12):

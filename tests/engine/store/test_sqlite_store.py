@@ -306,3 +306,18 @@ async def test_a_database_without_the_control_index_is_indexed_in_chunks(
         assert len(await _control_rows(s)) == 7
     finally:
         await s.aclose()
+
+
+async def test_a_control_id_search_without_the_index_mark_reads_every_message(
+    store: SQLiteStore,
+) -> None:
+    for i in range(3):
+        await store.ingest(record(i), [])
+
+    def forget(conn: sqlite3.Connection) -> None:  # as a database of an earlier version
+        conn.execute("DELETE FROM control_index")
+        conn.execute("DELETE FROM meta WHERE key = 'control_indexed_upto'")
+
+    await store.write_tx(forget)
+    found = await store.search_messages(MessageFilter(control_id="C1"))
+    assert [r.control_id for r in found] == ["C1"]
