@@ -503,6 +503,7 @@ class _Answer:
         return False  # completed exactly once, by the batch that holds it
 
     def set_result(self, value: tuple[int, MessageRejected | None]) -> None:
+        self._send(self.ack)  # first: the sender waits for it, the log line does not
         pipe, rec = self.pipe, self.record
         try:
             if self.notify:
@@ -514,9 +515,8 @@ class _Answer:
                 rec.message_type, "processed", rec.ack_code, None, rec.peer,
                 round((time.perf_counter() - self.t0) * 1000, 3),
             )
-        except Exception:  # pragma: no cover - logging/metrics must not lose the ACK
+        except Exception:  # pragma: no cover - logging/metrics must not stop the batch
             log.exception("answer_failed", channel=pipe.channel)
-        self._send(self.ack)
 
     def set_exception(self, exc: BaseException) -> None:
         pipe, rec = self.pipe, self.record
