@@ -20,12 +20,6 @@ ADT = (b"MSH|^~\\&|ADT|H|RB|H|20261122||ADT^A08|ADT1|P|2.3.1\r"
        b"EVN|A08|20261122\rPID|1||P1^^^H^MR||DOE^JANE||19800101|F\r")
 
 
-@pytest.fixture
-async def store(tmp_path: Path) -> SQLiteStore:
-    s = SQLiteStore(tmp_path / "r.db")
-    await s.open()
-    yield s
-    await s.aclose()
 
 
 def pipeline(store: SQLiteStore, **kw: object) -> tuple[ChannelPipeline, list[int]]:

@@ -42,12 +42,6 @@ class Done:
         raise AssertionError(f"ingest failed: {exc!r}")
 
 
-@pytest.fixture
-async def store(tmp_path: Path) -> SQLiteStore:
-    s = SQLiteStore(tmp_path / "db.sqlite")
-    await s.open()
-    yield s
-    await s.aclose()
 
 
 def committing_thread(store: SQLiteStore, seen: list[str]) -> None:

@@ -25,12 +25,6 @@ def record(i: int, **kw: object) -> InboundRecord:
     return InboundRecord(**base)  # type: ignore[arg-type]
 
 
-@pytest.fixture
-async def store(tmp_path: Path) -> SQLiteStore:
-    s = SQLiteStore(tmp_path / "db.sqlite")
-    await s.open()
-    yield s
-    await s.aclose()
 
 
 async def test_ingest_commits_message_and_deliveries_atomically(store: SQLiteStore) -> None:
