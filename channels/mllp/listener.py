@@ -6,8 +6,8 @@ commit right from ``data_received`` and its ACK written by the store's batch com
 no task step per message); anything the fast lane declines, and every frame behind it,
 goes to the connection's worker task, which awaits ``dispatch``. Either way the ACK is
 written only after the durable commit, and a worker's ACK waits for the fast-lane ACKs
-before it. Reading pauses when a connection has queued more
-frames than it is processing (back-pressure reaches the socket). Bad input never kills
+before it. Reading pauses when a connection has queued more frames than it is
+processing (back-pressure reaches the socket). Bad input never kills
 the listener: junk is skipped and counted, an oversized frame is answered AR and the
 connection closed, a peer that stalls mid-frame is cut off after ``frame_timeout_s``.
 """
@@ -101,15 +101,10 @@ class _Connection(asyncio.Protocol):
         payload = self.decoder.feed_whole(data)
         if payload is not None:  # the usual read: one whole frame
             t_end = time.perf_counter()
-            submit = self.submit
-            if submit is not None and not self.frames and not self.busy:
-                fast = self.fast
-                fast.append(t_end)
-                if submit(payload, self.peer, self.reply):
-                    if len(fast) >= _HIGH_WATER:
-                        self.transport_pause()
-                    return
-                fast.pop()
+            if self._offer(payload, t_end):
+                if len(self.fast) >= _HIGH_WATER:
+                    self.transport_pause()
+                return
             self.frames.append((payload, t_end))
             if len(self.frames) >= _HIGH_WATER:
                 self.transport_pause()
@@ -123,15 +118,10 @@ class _Connection(asyncio.Protocol):
         except Exception:  # decoder already failed: ignore the rest
             return
         now = time.perf_counter()
-        submit = self.submit
         for ev in events:
             if isinstance(ev, MLLPFrame):
-                if submit is not None and not self.frames and not self.busy:
-                    self.fast.append(now)
-                    if submit(ev.payload, self.peer, self.reply):
-                        continue
-                    self.fast.pop()
-                self.frames.append((ev.payload, now))
+                if not self._offer(ev.payload, now):
+                    self.frames.append((ev.payload, now))
             elif isinstance(ev, JunkSkipped | FrameAbandoned):
                 self.server.on_junk(self, ev)
             elif isinstance(ev, FrameTooLarge):
@@ -149,6 +139,20 @@ class _Connection(asyncio.Protocol):
             self.transport_pause()
         if events:
             self.wake()
+
+    def _offer(self, payload: bytes, t_end: float) -> bool:
+        """Offer a frame to the fast lane; True when the channel took it (its ACK comes
+        through ``_fast_ack``). Only while no frame waits for the worker task, so that
+        the frames of a connection are answered in order."""
+        submit = self.submit
+        if submit is None or self.frames or self.busy:
+            return False
+        fast = self.fast
+        fast.append(t_end)
+        if submit(payload, self.peer, self.reply):
+            return True
+        fast.pop()
+        return False
 
     def _fast_ack(self, ack: bytes) -> None:
         """The fast lane's answer for the oldest submitted frame (after its commit)."""
