@@ -223,29 +223,18 @@ class ChannelPipeline:
         if lean is not None:
             # Commit and answer a message ``_lean`` accepted: the same outcome as the
             # general path (status processed, AA/CA, one delivery per matching route).
-            parsed, codec, mtype, cid, version, enhanced, deliveries, ack = lean
+            parsed, codec, _, _, _, enhanced, deliveries, ack = lean
             if self.store is None:
                 raise StoreError("pipeline has no store")
-            wire_code = "CA" if enhanced else "AA"
-            record = InboundRecord(
-                self.channel, raw, time.time(), peer, cid, mtype, version, codec,
-                "processed", wire_code, "", self.settings.revision,
-            )
+            record = self._lean_record(raw, peer, lean)
             try:
                 record_id, rejection = await self.store.ingest_nowait(record, deliveries)
             except StoreError as exc:
                 return self._store_failed(exc, parsed, enhanced, codec)
             if rejection is not None:  # pragma: no cover - only effects reject
                 raise StoreError("unexpected rejection without effects")
-            if deliveries:
-                for route in self.routes:
-                    route.notify()
-            self._acked.value += 1
-            _summary.emit(
-                "message_processed", self.channel, record_id, cid, mtype, "processed",
-                wire_code, None, peer, round((time.perf_counter() - t0) * 1000, 3),
-            )
-            return DispatchResult(True, ack, record_id, wire_code, "")
+            self._lean_processed(record_id, record, bool(deliveries), t0)
+            return DispatchResult(True, ack, record_id, record.ack_code, "")
         ev = self._evaluate(raw)[0] if self.settings.validation == "off" \
             else await self._evaluate_validated(raw)
         msg = ev.msg
@@ -320,12 +309,8 @@ class ChannelPipeline:
         lean = self._lean(raw)
         if lean is None:
             return False
-        parsed, codec, mtype, cid, version, enhanced, deliveries, ack = lean
-        wire_code = "CA" if enhanced else "AA"
-        record = InboundRecord(
-            self.channel, raw, time.time(), peer, cid, mtype, version, codec,
-            "processed", wire_code, "", self.settings.revision,
-        )
+        parsed, _, _, _, _, _, deliveries, ack = lean
+        record = self._lean_record(raw, peer, lean)
         answer = _Answer(self, reply, ack, t0, record, parsed, bool(deliveries))
         try:
             store.ingest_then(record, deliveries, answer)
@@ -333,6 +318,27 @@ class ChannelPipeline:
             return False  # dispatch answers it (AE, "could not be stored")
         self._received.value += 1
         return True
+
+    def _lean_record(self, raw: bytes, peer: str, lean: tuple[Any, ...]) -> InboundRecord:
+        """The stored record of a message ``_lean`` accepted (status processed)."""
+        _, codec, mtype, cid, version, enhanced, _, _ = lean
+        return InboundRecord(
+            self.channel, raw, time.time(), peer, cid, mtype, version, codec,
+            "processed", "CA" if enhanced else "AA", "", self.settings.revision,
+        )
+
+    def _lean_processed(self, record_id: int, rec: InboundRecord, notify: bool,
+                        t0: float) -> None:
+        """After the commit of a lean message: wake the delivery workers, count, log."""
+        if notify:
+            for route in self.routes:
+                route.notify()
+        self._acked.value += 1
+        _summary.emit(
+            "message_processed", self.channel, record_id, rec.control_id, rec.message_type,
+            "processed", rec.ack_code, None, rec.peer,
+            round((time.perf_counter() - t0) * 1000, 3),
+        )
 
     def _lean(self, raw: bytes) -> tuple[HL7Message, str, str, str, str, bool,
                                           list[NewDelivery], bytes] | None:
@@ -504,19 +510,10 @@ class _Answer:
 
     def set_result(self, value: tuple[int, MessageRejected | None]) -> None:
         self._send(self.ack)  # first: the sender waits for it, the log line does not
-        pipe, rec = self.pipe, self.record
         try:
-            if self.notify:
-                for route in pipe.routes:
-                    route.notify()
-            pipe._acked.value += 1
-            _summary.emit(
-                "message_processed", pipe.channel, value[0], rec.control_id,
-                rec.message_type, "processed", rec.ack_code, None, rec.peer,
-                round((time.perf_counter() - self.t0) * 1000, 3),
-            )
+            self.pipe._lean_processed(value[0], self.record, self.notify, self.t0)
         except Exception:  # pragma: no cover - logging/metrics must not stop the batch
-            log.exception("answer_failed", channel=pipe.channel)
+            log.exception("answer_failed", channel=self.pipe.channel)
 
     def set_exception(self, exc: BaseException) -> None:
         pipe, rec = self.pipe, self.record
