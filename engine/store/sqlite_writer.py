@@ -33,6 +33,16 @@ _CONST = attrgetter("const")
 _MAX_BATCH = 512
 
 
+class WriterBusy(Exception):
+    """An inline commit found the database locked by another connection (another
+    process, e.g. the CLI): nothing was written; commit the batch in the writer thread,
+    which may wait for the lock without holding up the event loop."""
+
+
+def _locked(exc: sqlite3.Error) -> bool:
+    return getattr(exc, "sqlite_errorcode", None) in {5, 6} or "locked" in str(exc)
+
+
 class BatchWriter:
     """Mixed into ``SQLiteStore``: runs batches on the writer connection."""
 
@@ -125,7 +135,9 @@ class BatchWriter:
             # instead of once per statement.
             try:
                 ids = insert_plain(conn, runs[0], self._max_vars)
-            except sqlite3.Error:
+            except sqlite3.Error as exc:
+                if inline and _locked(exc):
+                    raise WriterBusy from exc
                 self._run_slow(conn, batch, results)
             else:
                 results = [(item.fut, True, (mid, None))
@@ -148,6 +160,8 @@ class BatchWriter:
         except sqlite3.Error as exc:
             with contextlib.suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
+            if inline and not results and _locked(exc):  # at BEGIN: nothing written
+                raise WriterBusy from exc
             err = StoreError(f"store commit failed: {exc}")
             results = [(future_of(item), False, err) for item in batch]
         self._finish(conn, batch, later, results, inline)

@@ -202,3 +202,36 @@ async def test_an_ingest_queued_just_before_close_is_committed_and_answered(
     conn = sqlite3.connect(tmp_path / "db.sqlite")
     assert conn.execute("SELECT control_id FROM messages").fetchall() == [("C1",)]
     conn.close()
+
+
+async def test_a_write_lock_held_by_another_process_never_blocks_the_loop(
+    store: SQLiteStore,
+) -> None:
+    """Another connection (as the CLI in another process) holds the write lock: the
+    inline commit does not wait for it on the loop; the writer thread commits the batch
+    once the lock is released, and the loop keeps running meanwhile."""
+    await submit_pass(store, 1, 1)
+    seen: list[str] = []
+    committing_thread(store, seen)
+    other = sqlite3.connect(store.path, isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")
+    got: list[tuple[int, str]] = []
+    for i in range(2, 5):
+        store.ingest_then(record(i), [], Done(got))
+    t0 = time.monotonic()
+    for _ in range(30):  # 0.3 s: the loop turns while the lock is held
+        await asyncio.sleep(0.01)
+    blocked_for = time.monotonic() - t0  # ~30 s if the loop had waited for the lock
+    assert got == []  # nothing committed around the other transaction
+    other.execute("COMMIT")
+    other.close()
+    for _ in range(500):
+        if len(got) == 3:
+            break
+        await asyncio.sleep(0.01)
+    assert [mid for mid, _ in got] == [2, 3, 4]
+    assert seen[0] == threading.current_thread().name  # tried inline, found it locked
+    assert seen[-1] == "store-writer"
+    assert blocked_for < 5
+    assert store._wconn is not None  # the writer's own timeout is back for its waits
+    assert store._wconn.execute("PRAGMA busy_timeout").fetchone()[0] == 30_000
