@@ -46,14 +46,13 @@ from engine.store.sqlite_ingest import (
     resolve_all,
 )
 from engine.store.sqlite_search import message_detail, search_sql
-from engine.store.sqlite_writer import INDEX, STOP, BatchWriter, WriterBusy
+from engine.store.sqlite_writer import BUSY_TIMEOUT_MS, INDEX, STOP, BatchWriter, WriterBusy
 
 T = TypeVar("T")
 _INDEX_EVERY_S = 1.0
 # Ingests are committed on the loop thread while inline commits average less than this
 # (see SQLiteStore._hand_over); above it the writer thread commits them.
 _INLINE_MAX_S = 0.005
-_BUSY_TIMEOUT_MS = 30_000  # how long a write waits for another process's lock
 # WAL checkpoints run in a thread of their own, not inside a commit (see Checkpointer).
 _CHECKPOINT_EVERY_S = 1.0
 SCHEMA_VERSION = "1"
@@ -65,7 +64,7 @@ def _connect(path: str, synchronous: str) -> sqlite3.Connection:
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute(f"PRAGMA synchronous={synchronous}")
     conn.execute("PRAGMA foreign_keys=ON")
-    conn.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
+    conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
     return conn
 
 
@@ -299,11 +298,8 @@ class SQLiteStore(BatchWriter, Store):
             t0 = time.monotonic()
             try:
                 # Never wait on the loop for another process's write lock (see WriterBusy).
-                conn.execute("PRAGMA busy_timeout=0")
-                try:
-                    self._run_batch(conn, items, inline=True)
-                finally:
-                    conn.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
+                self._busy_timeout(conn, 0)
+                self._run_batch(conn, items, inline=True)
             except WriterBusy:
                 self._queue.put(items)
                 return

@@ -43,8 +43,21 @@ def _locked(exc: sqlite3.Error) -> bool:
     return getattr(exc, "sqlite_errorcode", None) in {5, 6} or "locked" in str(exc)
 
 
+BUSY_TIMEOUT_MS = 30_000  # how long the writer thread waits for another process's lock
+
+
 class BatchWriter:
     """Mixed into ``SQLiteStore``: runs batches on the writer connection."""
+
+    _busy_ms = BUSY_TIMEOUT_MS  # the writer connection's busy_timeout now
+
+    def _busy_timeout(self, conn: sqlite3.Connection, ms: int) -> None:
+        """Set the writer connection's busy timeout (under the connection lock): 0 for
+        commits on the loop, ``BUSY_TIMEOUT_MS`` in the writer thread; set only when it
+        changes (a PRAGMA per commit would cost ~5 µs)."""
+        if ms != self._busy_ms:
+            conn.execute(f"PRAGMA busy_timeout={ms}")
+            self._busy_ms = ms
 
     _queue: queue.SimpleQueue[Any]
     _conn_lock: threading.Lock
@@ -80,6 +93,7 @@ class BatchWriter:
                         continue
                     batch.append(item)
                 with self._conn_lock:
+                    self._busy_timeout(conn, BUSY_TIMEOUT_MS)
                     if batch:
                         self._run_batch(conn, batch)
                     if index:
