@@ -3,7 +3,9 @@
 A *source* runs until cancelled. It binds, then calls ``ready()`` once (tests bind port 0
 and read ``bound_port``), and for every inbound message awaits ``dispatch(raw, peer)``,
 whose :class:`DispatchResult` says what to answer on the wire. The engine answers success
-only after the message is durably stored.
+only after the message is durably stored. A source on a hot path may first offer the
+message to ``submit`` (the fast lane, see :data:`Submit`), which answers through a callback
+instead of an awaited result.
 
 A *destination* sends one message and says what happened by returning normally (sent),
 raising :class:`~engine.errors.RetryableDelivery` (try later) or
