@@ -90,6 +90,7 @@ class SQLiteStore(BatchWriter, Store):
         self._gathered: list[Ingest] = []
         self._inflight = 0  # ingests awaiting their commit
         self._next_index = 0.0  # when to ask the writer to update control_index
+        self._index_due = False  # ...and that time has come (queued after the next batch)
         self._commit_s = 0.0  # moving average of the inline commits' duration (seconds)
         self._probe_at = 0.0  # when commits are slow: the next inline one, to re-measure
         self._last_batch = 0  # ingests in the last inline commit
@@ -251,15 +252,23 @@ class SQLiteStore(BatchWriter, Store):
         drows = [(d.destination, d.order_key, now, now, d.payload) for d in deliveries] \
             if deliveries else []
         item = Ingest(const, row, drows, effects, record.ack_code.startswith("C"), fut)
+        if now >= self._next_index:
+            self._next_index = now + _INDEX_EVERY_S
+            self._index_due = True
         if effects or self._wconn is None:
             self._queue.put(item)
+            self._index_if_due()
         else:
             self._gathered.append(item)
             if len(self._gathered) == 1:
                 loop.call_soon(self._hand_over)
         self._inflight += 1  # back down when the batch is resolved (_resolve)
-        if now >= self._next_index:
-            self._next_index = now + _INDEX_EVERY_S
+
+    def _index_if_due(self) -> None:
+        """Queue the writer's control-id indexing once its second is up: after the batch
+        just handed over (a marker queued before it would keep that batch off the loop)."""
+        if self._index_due:
+            self._index_due = False
             self._queue.put(INDEX)
 
     def _hand_over(self) -> None:
@@ -302,6 +311,7 @@ class SQLiteStore(BatchWriter, Store):
                 self._run_batch(conn, items, inline=True)
             except WriterBusy:
                 self._queue.put(items)
+                self._index_if_due()
                 return
             finally:
                 self._conn_lock.release()
@@ -311,10 +321,12 @@ class SQLiteStore(BatchWriter, Store):
             self._commit_s += (min(took, 2 * _INLINE_MAX_S) - self._commit_s) * 0.1
             if self._commit_s >= _INLINE_MAX_S:
                 self._probe_at = t0 + took + 1.0
+            self._index_if_due()
             return
         self._gathered = []
         self._polled = False
         self._queue.put(items)  # one queue item for the pass (see _run_batch)
+        self._index_if_due()
 
     async def update_deliveries(self, updates: Sequence[DeliveryUpdate]) -> None:
         now = time.time()

@@ -235,3 +235,27 @@ async def test_a_write_lock_held_by_another_process_never_blocks_the_loop(
     assert blocked_for < 5
     assert store._wconn is not None  # the writer's own timeout is back for its waits
     assert store._wconn.execute("PRAGMA busy_timeout").fetchone()[0] == 30_000
+
+
+async def test_a_pass_that_makes_the_index_job_due_still_commits_on_the_loop(
+    store: SQLiteStore,
+) -> None:
+    """The writer's control-id indexing (once a second) is queued after the pass's batch,
+    not before it: the batch is not pushed off the loop by it, and gets indexed."""
+    await store.update_control_index()  # the new database's own (empty) backlog
+    await asyncio.sleep(0.05)  # the writer lets go of the connection
+    seen: list[str] = []
+    committing_thread(store, seen)
+    store._next_index = 0.0  # a second is up
+    got = await submit_pass(store, 1, 2)
+    assert [mid for mid, _ in got] == [1, 2]
+    assert seen == [threading.current_thread().name]
+
+    def indexed(conn: sqlite3.Connection) -> list[Any]:
+        return conn.execute("SELECT control_id FROM control_index ORDER BY 1").fetchall()
+
+    for _ in range(500):
+        if await store.read_tx(indexed) == [("C1",), ("C2",)]:
+            break
+        await asyncio.sleep(0.01)
+    assert await store.read_tx(indexed) == [("C1",), ("C2",)]
