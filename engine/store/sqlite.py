@@ -289,44 +289,45 @@ class SQLiteStore(BatchWriter, Store):
             self._inflight -= len(items)
             resolve_all([(item.fut, False, StoreError("store is closed")) for item in items])
             return
-        if (self._inflight == len(items) and conn is not None and self._queue.empty()
-                and (self._commit_s < _INLINE_MAX_S or time.monotonic() >= self._probe_at)
-                and self._conn_lock.acquire(blocking=False)):
-            if len(items) < self._last_batch and not self._polled:
-                # Fewer than last time: the senders ACKed by the last commit are likely
-                # answering right now. One more pass of the loop (it polls the sockets
-                # without waiting) lets their frames join this commit.
-                self._conn_lock.release()
-                self._polled = True
-                assert self._loop is not None
-                self._loop.call_soon(self._hand_over)
-                return
-            self._gathered = []
-            self._polled = False
-            self._last_batch = len(items)
-            t0 = time.monotonic()
-            try:
-                # Never wait on the loop for another process's write lock (see WriterBusy).
-                self._busy_timeout(conn, 0)
-                self._run_batch(conn, items, inline=True)
-            except WriterBusy:
-                self._queue.put(items)
-                self._index_if_due()
-                return
-            finally:
-                self._conn_lock.release()
-            took = time.monotonic() - t0
-            self.inline_commits += 1
-            # A single slow commit (the disk's hiccup) moves the average a little only.
-            self._commit_s += (min(took, 2 * _INLINE_MAX_S) - self._commit_s) * 0.1
-            if self._commit_s >= _INLINE_MAX_S:
-                self._probe_at = t0 + took + 1.0
-            self._index_if_due()
+        inline = (self._inflight == len(items) and conn is not None and self._queue.empty()
+                  and (self._commit_s < _INLINE_MAX_S or time.monotonic() >= self._probe_at))
+        if (inline and len(items) < self._last_batch and not self._polled
+                and not self._conn_lock.locked()):
+            # Fewer than last time: the senders ACKed by the last commit are likely
+            # answering right now. One more pass of the loop (it polls the sockets
+            # without waiting) lets their frames join this commit.
+            self._polled = True
+            assert self._loop is not None
+            self._loop.call_soon(self._hand_over)
             return
         self._gathered = []
         self._polled = False
-        self._queue.put(items)  # one queue item for the pass (see _run_batch)
+        if not (inline and conn is not None and self._commit_inline(conn, items)):
+            self._queue.put(items)  # one queue item for the pass (see _run_batch)
         self._index_if_due()
+
+    def _commit_inline(self, conn: sqlite3.Connection, items: list[Ingest]) -> bool:
+        """Commit on the loop thread; False (nothing done) when the connection is busy in
+        the writer thread or another process holds the write lock."""
+        if not self._conn_lock.acquire(blocking=False):
+            return False
+        self._last_batch = len(items)
+        t0 = time.monotonic()
+        try:
+            # Never wait on the loop for another process's write lock (see WriterBusy).
+            self._busy_timeout(conn, 0)
+            self._run_batch(conn, items, inline=True)
+        except WriterBusy:
+            return False
+        finally:
+            self._conn_lock.release()
+        took = time.monotonic() - t0
+        self.inline_commits += 1
+        # A single slow commit (the disk's hiccup) moves the average a little only.
+        self._commit_s += (min(took, 2 * _INLINE_MAX_S) - self._commit_s) * 0.1
+        if self._commit_s >= _INLINE_MAX_S:
+            self._probe_at = t0 + took + 1.0
+        return True
 
     async def update_deliveries(self, updates: Sequence[DeliveryUpdate]) -> None:
         now = time.time()
