@@ -39,9 +39,10 @@ from engine.store.base import (
 )
 from engine.store.sqlite_checkpoint import Checkpointer
 from engine.store.sqlite_ingest import (
-    CONTROL_MARK,
+    MARKS,
     Ingest,
-    index_control_ids,
+    index_messages,
+    received_where,
     requeue_rows,
     resolve_all,
 )
@@ -128,8 +129,9 @@ class SQLiteStore(BatchWriter, Store):
                 "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)",
                 (SCHEMA_VERSION,),
             )
-            backlog = wconn.execute(  # e.g. a database of a version without the table
-                "SELECT 1 FROM meta WHERE key = ?", (CONTROL_MARK,)).fetchone() is None
+            backlog = wconn.execute(  # e.g. a database of a version without the tables
+                f"SELECT count(*) FROM meta WHERE key IN ({','.join('?' * len(MARKS))})",
+                MARKS).fetchone()[0] < len(MARKS)
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open store {self.path}: {exc}") from exc
         try:
@@ -357,11 +359,11 @@ class SQLiteStore(BatchWriter, Store):
 
         return await self._write(op)
 
-    async def update_control_index(self) -> None:
-        """Bring ``control_index`` up to date now (the writer does it about once a
-        second while messages arrive)."""
+    async def update_indexes(self) -> None:
+        """Bring ``control_index`` and ``received_index`` up to date now (the writer
+        does it about once a second while messages arrive)."""
         def op(conn: sqlite3.Connection) -> None:
-            while index_control_ids(conn):
+            while index_messages(conn):
                 pass
 
         op.outside_transaction = True  # type: ignore[attr-defined]
@@ -371,20 +373,21 @@ class SQLiteStore(BatchWriter, Store):
         """Delete messages received before ``older_than`` whose deliveries are all final,
         in batches, then return the freed pages to the file system."""
         total = 0
+        old_where, old_params = received_where(None, older_than)
         while True:
             def op(conn: sqlite3.Connection) -> int:
                 cur = conn.execute(
                     "DELETE FROM messages WHERE id IN (SELECT m.id FROM messages m"
-                    " WHERE m.received_at < ? AND NOT EXISTS (SELECT 1 FROM deliveries d"
+                    f" WHERE {old_where} AND NOT EXISTS (SELECT 1 FROM deliveries d"
                     " WHERE d.message_id = m.id AND d.status = 'pending') LIMIT ?)",
-                    (older_than, batch),
+                    (*old_params, batch),
                 )
-                # New ids are max(id) + 1: if the newest rows went, lower the mark so the
-                # next ones are searched above it until they are indexed.
+                # New ids are max(id) + 1: if the newest rows went, lower the marks so
+                # the next ones are searched above them until they are indexed.
                 conn.execute(
                     "UPDATE meta SET value = min(CAST(value AS INTEGER),"
-                    " (SELECT coalesce(max(id), 0) FROM messages)) WHERE key = ?",
-                    (CONTROL_MARK,),
+                    " (SELECT coalesce(max(id), 0) FROM messages))"
+                    f" WHERE key IN ({','.join('?' * len(MARKS))})", MARKS,
                 )
                 return cur.rowcount
 

@@ -183,40 +183,76 @@ def resolve_all(results: list[tuple[Completion, bool, Any]]) -> None:
 
 
 CONTROL_MARK = "control_indexed_upto"  # meta key: messages up to this id are indexed
+RECEIVED_MARK = "received_indexed_upto"  # ...in received_index
+# The indexes filled off the ingest commit: (meta key of the mark, the INSERT of the
+# index rows of the messages with ? < id <= ?).
+_INDEXES = (
+    (CONTROL_MARK, "INSERT OR IGNORE INTO control_index (control_id, message_id)"
+                   " SELECT control_id, id FROM messages"
+                   " WHERE id > ? AND id <= ? AND control_id != ''"),
+    (RECEIVED_MARK, "INSERT OR IGNORE INTO received_index (received_at, message_id)"
+                    " SELECT received_at, id FROM messages WHERE id > ? AND id <= ?"),
+)
+MARKS = tuple(key for key, _ in _INDEXES)
 
 
-def index_control_ids(conn: sqlite3.Connection, limit: int = 50_000) -> bool:
-    """Add the control ids of messages stored since the last call to ``control_index``
-    (at most ``limit`` ids' worth, so that a large backlog, e.g. a database of an earlier
-    version, does not hold the writer for long), in a transaction of its own (writer
-    thread, connection in autocommit mode). True when more remain."""
-    row = conn.execute("SELECT value FROM meta WHERE key = ?", (CONTROL_MARK,)).fetchone()
-    upto = int(row[0]) if row else 0
+def index_messages(conn: sqlite3.Connection, limit: int = 50_000) -> bool:
+    """Add the messages stored since the last call to ``control_index`` and
+    ``received_index`` (at most ``limit`` ids' worth each, so that a large backlog, e.g.
+    a database of an earlier version, does not hold the writer for long), in a
+    transaction of its own (writer thread, connection in autocommit mode). True when
+    more remain."""
+    marks = dict(conn.execute(
+        f"SELECT key, value FROM meta WHERE key IN ({','.join('?' * len(MARKS))})",
+        MARKS).fetchall())
     last = conn.execute("SELECT coalesce(max(id), 0) FROM messages").fetchone()[0]
-    if last == upto and row is not None:
+    todo = []
+    for key, sql in _INDEXES:
+        mark = marks.get(key)
+        upto = int(mark) if mark is not None else 0
+        if upto != last or mark is None:
+            start = min(upto, last)
+            todo.append((key, sql, start, min(last, start + limit)))
+    if not todo:
         return False
-    start = min(upto, last)
-    end = min(last, start + limit)
     conn.execute("BEGIN IMMEDIATE")
     try:
-        conn.execute(
-            "INSERT OR IGNORE INTO control_index (control_id, message_id) SELECT control_id,"
-            " id FROM messages WHERE id > ? AND id <= ? AND control_id != ''",
-            (start, end),
-        )
-        conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
-                     (CONTROL_MARK, str(end)))
+        for key, sql, start, end in todo:
+            conn.execute(sql, (start, end))
+            conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                         (key, str(end)))
         conn.execute("COMMIT")
     except sqlite3.Error:
         conn.execute("ROLLBACK")
         raise
-    return bool(end < last)
+    return any(end < last for _, _, _, end in todo)
 
 
-# A search by control id: the indexed ones, plus the messages above the mark (a rowid
-# range, at most about a second of traffic).
+def _above_mark(key: str) -> str:
+    """The messages not yet in an index: a rowid range, about a second of traffic."""
+    return (f"id > coalesce((SELECT CAST(value AS INTEGER) FROM meta"
+            f" WHERE key = '{key}'), 0)")
+
+
+# A search by control id: the indexed ones, plus the messages above the mark.
 CONTROL_ID_WHERE = (
     "m.id IN (SELECT message_id FROM control_index WHERE control_id = ?"
-    " UNION ALL SELECT id FROM messages WHERE id > coalesce((SELECT CAST(value AS INTEGER)"
-    f" FROM meta WHERE key = '{CONTROL_MARK}'), 0) AND control_id = ?)"
+    f" UNION ALL SELECT id FROM messages WHERE {_above_mark(CONTROL_MARK)}"
+    " AND control_id = ?)"
 )
+
+
+def received_where(since: float | None, until: float | None) -> tuple[str, list[Any]]:
+    """``m.id IN (...)`` for the messages received in [since, until) (either bound may
+    be None, not both): the indexed ones plus those above the mark."""
+    cond, params = [], []
+    if since is not None:
+        cond.append("received_at >= ?")
+        params.append(since)
+    if until is not None:
+        cond.append("received_at < ?")
+        params.append(until)
+    where = " AND ".join(cond)
+    return (f"m.id IN (SELECT message_id FROM received_index WHERE {where}"
+            f" UNION ALL SELECT id FROM messages WHERE {_above_mark(RECEIVED_MARK)}"
+            f" AND {where})", params * 2)

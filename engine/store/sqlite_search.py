@@ -7,7 +7,7 @@ import sqlite3
 from typing import Any
 
 from engine.store.base import DeliveryRow, MessageDetail, MessageFilter, MessageSummary
-from engine.store.sqlite_ingest import CONTROL_ID_WHERE
+from engine.store.sqlite_ingest import CONTROL_ID_WHERE, received_where
 
 
 def search_sql(flt: MessageFilter) -> tuple[str, list[Any]]:
@@ -33,12 +33,10 @@ def search_sql(flt: MessageFilter) -> tuple[str, list[Any]]:
     if flt.id is not None:
         where.append("m.id = ?")
         params.append(flt.id)
-    if flt.since is not None:
-        where.append("m.received_at >= ?")
-        params.append(flt.since)
-    if flt.until is not None:
-        where.append("m.received_at < ?")
-        params.append(flt.until)
+    if flt.since is not None or flt.until is not None:
+        sql, more = received_where(flt.since, flt.until)
+        where.append(sql)
+        params += more
     if flt.delivery_status or flt.destination:
         sub = ["d.message_id = m.id"]
         if flt.delivery_status:

@@ -21,13 +21,13 @@ from engine.store.sqlite_ingest import (
     Ingest,
     RetryAlone,
     future_of,
-    index_control_ids,
+    index_messages,
     insert_plain,
     resolve_all,
 )
 
 STOP = object()
-INDEX = object()  # queue marker: bring control_index up to date after this batch
+INDEX = object()  # queue marker: bring the message indexes up to date after this batch
 _DROWS = attrgetter("drows")
 _CONST = attrgetter("const")
 _MAX_BATCH = 512
@@ -98,7 +98,7 @@ class BatchWriter:
                         self._run_batch(conn, batch)
                     if index:
                         try:
-                            if index_control_ids(conn):
+                            if index_messages(conn):
                                 self._queue.put(INDEX)  # more to do, after what queued
                         except sqlite3.Error:  # searches still read the messages above
                             self.index_errors += 1  # the mark; retried a second later

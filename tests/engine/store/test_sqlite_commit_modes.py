@@ -242,7 +242,7 @@ async def test_a_pass_that_makes_the_index_job_due_still_commits_on_the_loop(
 ) -> None:
     """The writer's control-id indexing (once a second) is queued after the pass's batch,
     not before it: the batch is not pushed off the loop by it, and gets indexed."""
-    await store.update_control_index()  # the new database's own (empty) backlog
+    await store.update_indexes()  # the new database's own (empty) backlog
     await asyncio.sleep(0.05)  # the writer lets go of the connection
     seen: list[str] = []
     committing_thread(store, seen)

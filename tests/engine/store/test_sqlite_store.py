@@ -13,7 +13,7 @@ from engine.errors import StoreError
 from engine.store import open_store
 from engine.store.base import DeliveryUpdate, InboundRecord, MessageFilter, NewDelivery
 from engine.store.sqlite import SQLiteStore
-from engine.store.sqlite_ingest import index_control_ids
+from engine.store.sqlite_ingest import index_messages, received_where
 
 
 def record(i: int, **kw: object) -> InboundRecord:
@@ -200,8 +200,9 @@ async def test_indexes_of_earlier_versions_are_dropped_on_open(tmp_path: Path) -
     conn = sqlite3.connect(path)
     names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='index'")}
     conn.close()
-    assert not {"messages_type", "messages_status", "messages_control"} & names
-    assert {"messages_received", "messages_unprocessed"} <= names
+    assert not {"messages_type", "messages_status", "messages_control",
+                "messages_received"} & names  # (receive times: received_index)
+    assert "messages_unprocessed" in names
 
 
 @pytest.mark.parametrize("max_vars", [None, 6 + 8 * 3])  # 3 rows per INSERT: chunks
@@ -258,7 +259,7 @@ async def test_control_index_follows_prune_and_reused_ids(store: SQLiteStore) ->
     old = time.time() - 3600
     for i in range(3):
         await store.ingest(record(i, received_at=old, control_id=f"OLD{i}"), [])
-    await store.update_control_index()
+    await store.update_indexes()
     assert len(await _control_rows(store)) == 3
     assert await store.prune(time.time() - 60) == 3  # every message, the newest too
     assert await _control_rows(store) == []  # the trigger removed their entries
@@ -266,7 +267,7 @@ async def test_control_index_follows_prune_and_reused_ids(store: SQLiteStore) ->
     assert mid <= 3  # max(id) + 1 of an empty table: an id at or below the old mark
     assert [r.id for r in await store.search_messages(MessageFilter(control_id="NEW"))] \
         == [mid]  # still found: prune lowered the mark
-    await store.update_control_index()
+    await store.update_indexes()
     assert await _control_rows(store) == [("NEW", mid)]
 
 
@@ -280,26 +281,76 @@ async def test_a_database_without_the_control_index_is_indexed_in_chunks(
         await s.ingest(record(i), [])
     await s.aclose()
     conn = sqlite3.connect(path, isolation_level=None)  # as an earlier version left it
-    conn.execute("DELETE FROM control_index")
-    conn.execute("DELETE FROM meta WHERE key = 'control_indexed_upto'")
-    more = [index_control_ids(conn, limit=3) for _ in range(3)]
+
+    def forget() -> None:
+        conn.execute("DELETE FROM control_index")
+        conn.execute("DELETE FROM received_index")
+        conn.execute("DELETE FROM meta WHERE key LIKE '%_indexed_upto'")
+
+    forget()
+    more = [index_messages(conn, limit=3) for _ in range(3)]
     assert more == [True, True, False]
     assert conn.execute("SELECT count(*) FROM control_index").fetchone()[0] == 7
-    conn.execute("DELETE FROM control_index")
-    conn.execute("DELETE FROM meta WHERE key = 'control_indexed_upto'")
+    assert conn.execute("SELECT count(*) FROM received_index").fetchone()[0] == 7
+    forget()
     conn.close()
     s = SQLiteStore(path)
     await s.open()  # the writer indexes the backlog by itself
     try:
         assert [r.control_id for r in await s.search_messages(
             MessageFilter(control_id="C3"))] == ["C3"]  # found above the mark meanwhile
+        assert len(await s.search_messages(MessageFilter(since=0.0))) == 7
         for _ in range(500):  # bounded: up to 5 s on a busy machine
-            if len(await _control_rows(s)) == 7:
+            if len(await _control_rows(s)) == 7 and len(await _received_rows(s)) == 7:
                 break
             await asyncio.sleep(0.01)
         assert len(await _control_rows(s)) == 7
+        assert len(await _received_rows(s)) == 7
     finally:
         await s.aclose()
+
+
+async def _received_rows(store: SQLiteStore) -> list[tuple[float, int]]:
+    return await store.read_tx(lambda c: c.execute(
+        "SELECT received_at, message_id FROM received_index ORDER BY message_id").fetchall())
+
+
+async def test_search_by_receive_time_below_and_above_the_index_mark(
+    store: SQLiteStore,
+) -> None:
+    t0 = 1_700_000_000.0
+    ids = [(await store.ingest(record(i, received_at=t0 + i), []))[0] for i in range(4)]
+    await store.update_indexes()
+    assert [mid for _, mid in await _received_rows(store)] == ids
+    ids += [(await store.ingest(record(i, received_at=t0 + i), []))[0] for i in (4, 5)]
+    # ... 4 and 5 are above the mark, not yet in the index
+
+    async def found(since: float | None, until: float | None) -> list[int]:
+        return [r.id for r in await store.search_messages(
+            MessageFilter(since=since, until=until))]
+
+    assert await found(t0 + 1, t0 + 5) == ids[4:0:-1]  # newest first, until excluded
+    assert await found(t0 + 3, None) == ids[:2:-1]
+    assert await found(None, t0 + 2) == ids[1::-1]
+    assert await found(t0 + 10, None) == []
+    assert await found(t0 + 3, None) == await found(t0 + 3, t0 + 99)
+    plan = await store.read_tx(lambda c: c.execute(
+        "EXPLAIN QUERY PLAN SELECT id FROM messages m WHERE "
+        + received_where(t0, None)[0], received_where(t0, None)[1]).fetchall())
+    assert "received_index" in str(plan)  # a range search of the index, not a scan
+    assert "SCAN received_index" not in str(plan)
+
+
+async def test_received_index_follows_prune(store: SQLiteStore) -> None:
+    old = time.time() - 3600
+    keep = [(await store.ingest(record(i), []))[0] for i in range(2)]
+    await store.ingest(record(7, received_at=old), [])  # an old one among new ones
+    await store.update_indexes()
+    await store.ingest(record(8, received_at=old), [])  # above the mark
+    assert await store.prune(time.time() - 60) == 2  # both: indexed and above the mark
+    assert sorted(mid for _, mid in await _received_rows(store)) == keep
+    assert [r.id for r in await store.search_messages(MessageFilter(since=0.0))] \
+        == keep[::-1]
 
 
 async def test_a_control_id_search_without_the_index_mark_reads_every_message(
