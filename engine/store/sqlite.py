@@ -42,7 +42,7 @@ from engine.store.sqlite_ingest import (
     MARKS,
     Ingest,
     index_messages,
-    received_where,
+    prune_batch_sql,
     requeue_rows,
     resolve_all,
 )
@@ -373,15 +373,10 @@ class SQLiteStore(BatchWriter, Store):
         """Delete messages received before ``older_than`` whose deliveries are all final,
         in batches, then return the freed pages to the file system."""
         total = 0
-        old_where, old_params = received_where(None, older_than)
+        old_sql, old_params = prune_batch_sql(older_than, batch)
         while True:
             def op(conn: sqlite3.Connection) -> int:
-                cur = conn.execute(
-                    "DELETE FROM messages WHERE id IN (SELECT m.id FROM messages m"
-                    f" WHERE {old_where} AND NOT EXISTS (SELECT 1 FROM deliveries d"
-                    " WHERE d.message_id = m.id AND d.status = 'pending') LIMIT ?)",
-                    (*old_params, batch),
-                )
+                cur = conn.execute(f"DELETE FROM messages WHERE id IN ({old_sql})", old_params)
                 # New ids are max(id) + 1: if the newest rows went, lower the marks so
                 # the next ones are searched above them until they are indexed.
                 conn.execute(

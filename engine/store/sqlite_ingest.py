@@ -242,9 +242,10 @@ CONTROL_ID_WHERE = (
 )
 
 
-def received_where(since: float | None, until: float | None) -> tuple[str, list[Any]]:
-    """``m.id IN (...)`` for the messages received in [since, until) (either bound may
-    be None, not both): the indexed ones plus those above the mark."""
+def received_ids(since: float | None, until: float | None) -> tuple[str, list[Any]]:
+    """A compound SELECT of the ids (column ``id``) of the messages received in
+    [since, until) (either bound may be None, not both): the indexed ones plus those
+    above the mark. Streamed: a LIMIT over it in a FROM clause stops early."""
     cond, params = [], []
     if since is not None:
         cond.append("received_at >= ?")
@@ -253,6 +254,22 @@ def received_where(since: float | None, until: float | None) -> tuple[str, list[
         cond.append("received_at < ?")
         params.append(until)
     where = " AND ".join(cond)
-    return (f"m.id IN (SELECT message_id FROM received_index WHERE {where}"
+    return (f"SELECT message_id AS id FROM received_index WHERE {where}"
             f" UNION ALL SELECT id FROM messages WHERE {_above_mark(RECEIVED_MARK)}"
-            f" AND {where})", params * 2)
+            f" AND {where}", params * 2)
+
+
+def received_where(since: float | None, until: float | None) -> tuple[str, list[Any]]:
+    """``m.id IN (...)`` for the messages received in [since, until), for searches that
+    sort by id (the ids of the range are collected first)."""
+    sql, params = received_ids(since, until)
+    return f"m.id IN ({sql})", params
+
+
+def prune_batch_sql(older_than: float, batch: int) -> tuple[str, list[Any]]:
+    """The ids of up to ``batch`` messages received before ``older_than`` with no
+    pending delivery, read in receive-time order and stopped at ``batch`` (a ``m.id IN
+    (...)`` form would collect every old id first, for every batch)."""
+    sql, params = received_ids(None, older_than)
+    return (f"SELECT o.id FROM ({sql}) AS o WHERE NOT EXISTS (SELECT 1 FROM deliveries d"
+            " WHERE d.message_id = o.id AND d.status = 'pending') LIMIT ?", [*params, batch])

@@ -13,7 +13,7 @@ from engine.errors import StoreError
 from engine.store import open_store
 from engine.store.base import DeliveryUpdate, InboundRecord, MessageFilter, NewDelivery
 from engine.store.sqlite import SQLiteStore
-from engine.store.sqlite_ingest import index_messages, received_where
+from engine.store.sqlite_ingest import index_messages, prune_batch_sql, received_where
 
 
 def record(i: int, **kw: object) -> InboundRecord:
@@ -351,6 +351,11 @@ async def test_received_index_follows_prune(store: SQLiteStore) -> None:
     assert sorted(mid for _, mid in await _received_rows(store)) == keep
     assert [r.id for r in await store.search_messages(MessageFilter(since=0.0))] \
         == keep[::-1]
+    sql, params = prune_batch_sql(time.time(), 10)
+    plan = str(await store.read_tx(
+        lambda c: c.execute("EXPLAIN QUERY PLAN " + sql, params).fetchall()))
+    # read in receive-time order and stopped at the batch size, not collected in full
+    assert "SEARCH received_index" in plan and "LIST SUBQUERY" not in plan
 
 
 async def test_a_control_id_search_without_the_index_mark_reads_every_message(
