@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -19,8 +20,39 @@ VT, FS, CR = b"\x0b", b"\x1c", b"\x0d"
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+_EPHEMERAL_LOW = _ephemeral_low()
+_handed_out: set[int] = set()
+_rng = random.Random()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
+    """A free loopback port for a listener, below the kernel's ephemeral range.
+
+    A port the kernel chose (``bind(0)``) is an ephemeral one: between this call and the
+    listener's ``bind`` — or while a test has a peer down before binding the same port
+    again — an outgoing connection of any process may get it as its local port, and the
+    listener then fails with EADDRINUSE. Ports below the range are never handed to an
+    outgoing connection. Each port is handed out once per test process."""
+    low = 20000 if _EPHEMERAL_LOW > 21000 else 1024
+    for _ in range(500):
+        port = _rng.randrange(low, _EPHEMERAL_LOW)
+        if port in _handed_out:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    with socket.socket() as s:  # pragma: no cover - the low range is full
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
 
@@ -54,9 +86,15 @@ class MLLPSink:
     received: list[bytes] = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        if not self.port:  # not an ephemeral port: a test may close the sink and bind it again
+            self.port = free_port()
         self._srv = socket.socket()
         self._srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._srv.bind(("127.0.0.1", self.port))
+        try:
+            self._srv.bind(("127.0.0.1", self.port))
+        except OSError:
+            self._srv.close()  # not left to the garbage collector (a warning in a later test)
+            raise
         self.port = self._srv.getsockname()[1]
         self._srv.listen(16)
         self._srv.settimeout(0.2)

@@ -16,6 +16,8 @@ import pytest
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
+from tests.support.peers import free_port
+
 SCU_AE = "RBRECON"
 SC_CLASS = "1.2.840.10008.5.1.4.1.1.7"  # Secondary Capture Image Storage
 
@@ -27,12 +29,6 @@ class Orthanc:
     http_port: int
     ae: str
     workdir: Path
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _wait_port(port: int, proc: subprocess.Popen[bytes], deadline: float) -> None:
