@@ -39,6 +39,7 @@ from engine.store.base import (
 )
 from engine.store.sqlite_checkpoint import Checkpointer
 from engine.store.sqlite_ingest import (
+    KEY_IN_MARKS,
     MARKS,
     Ingest,
     index_messages,
@@ -130,7 +131,7 @@ class SQLiteStore(BatchWriter, Store):
                 (SCHEMA_VERSION,),
             )
             backlog = wconn.execute(  # e.g. a database of a version without the tables
-                f"SELECT count(*) FROM meta WHERE key IN ({','.join('?' * len(MARKS))})",
+                f"SELECT count(*) FROM meta WHERE {KEY_IN_MARKS}",
                 MARKS).fetchone()[0] < len(MARKS)
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open store {self.path}: {exc}") from exc
@@ -382,7 +383,7 @@ class SQLiteStore(BatchWriter, Store):
                 conn.execute(
                     "UPDATE meta SET value = min(CAST(value AS INTEGER),"
                     " (SELECT coalesce(max(id), 0) FROM messages))"
-                    f" WHERE key IN ({','.join('?' * len(MARKS))})", MARKS,
+                    f" WHERE {KEY_IN_MARKS}", MARKS,
                 )
                 return cur.rowcount
 

@@ -194,6 +194,7 @@ _INDEXES = (
                     " SELECT received_at, id FROM messages WHERE id > ? AND id <= ?"),
 )
 MARKS = tuple(key for key, _ in _INDEXES)
+KEY_IN_MARKS = f"key IN ({','.join('?' * len(MARKS))})"  # bound to MARKS
 
 
 def index_messages(conn: sqlite3.Connection, limit: int = 50_000) -> bool:
@@ -203,7 +204,7 @@ def index_messages(conn: sqlite3.Connection, limit: int = 50_000) -> bool:
     transaction of its own (writer thread, connection in autocommit mode). True when
     more remain."""
     marks = dict(conn.execute(
-        f"SELECT key, value FROM meta WHERE key IN ({','.join('?' * len(MARKS))})",
+        f"SELECT key, value FROM meta WHERE {KEY_IN_MARKS}",
         MARKS).fetchall())
     last = conn.execute("SELECT coalesce(max(id), 0) FROM messages").fetchone()[0]
     todo = []
