@@ -42,6 +42,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench_common import free_port  # noqa: E402
+
 from engine.dicom.encode import Element, encode_elements, keyword_tag  # noqa: E402
 
 MWL_UID = "1.2.840.10008.5.1.4.31"
@@ -139,12 +141,6 @@ async def _load_store(path: Path, items: list[dict[str, Any]]) -> None:
 
 
 # -- servers ------------------------------------------------------------------------------
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
