@@ -100,10 +100,10 @@ class MWLSCP(Source):
         except OSError as exc:
             raise BindError(f"cannot listen on {cfg.host}:{cfg.port}: {exc.strerror}") from exc
         self.server = server
-        log.info("listener_started", channel=self.name, host=cfg.host, port=self.bound_port,
-                 type=self.type_name)
-        ready()
-        try:
+        try:  # from here on the port is ours: whatever fails, the finally releases it
+            log.info("listener_started", channel=self.name, host=cfg.host,
+                     port=self.bound_port, type=self.type_name)
+            ready()
             await asyncio.Future()  # serve until cancelled
         finally:
             await asyncio.to_thread(server.stop)

@@ -392,11 +392,11 @@ class MLLPListener(Source):
             )
         except OSError as exc:
             raise BindError(f"cannot listen on {cfg.host}:{cfg.port}: {exc.strerror}") from exc
-        self.bound_port = server.sockets[0].getsockname()[1]
-        log.info("listener_started", channel=self.name, host=cfg.host, port=self.bound_port,
-                 tls=ssl_ctx is not None)
-        ready()
-        try:
+        try:  # from here on the port is ours: whatever fails, the finally releases it
+            self.bound_port = server.sockets[0].getsockname()[1]
+            log.info("listener_started", channel=self.name, host=cfg.host,
+                     port=self.bound_port, tls=ssl_ctx is not None)
+            ready()
             await asyncio.Future()  # serve until cancelled
         finally:
             server.close()

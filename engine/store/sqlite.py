@@ -57,6 +57,12 @@ _INDEX_EVERY_S = 1.0
 _INLINE_MAX_S = 0.005
 # WAL checkpoints run in a thread of their own, not inside a commit (see Checkpointer).
 _CHECKPOINT_EVERY_S = 1.0
+# Page cache of the writer connection, KiB (SQLite's default is 2,000). The writer indexes
+# the messages of the last second (control_index, received_index) by reading them back:
+# with the default cache those pages come from the WAL and the file again (one pread
+# each, ~6,000 a second at 18,000 msg/s), with this one mostly from memory (the index
+# pass of 19,000 messages: 48 -> 26 ms). SQLite takes the memory only as pages are used.
+_WRITER_CACHE_KIB = 65536
 SCHEMA_VERSION = "1"
 
 def _connect(path: str, synchronous: str) -> sqlite3.Connection:
@@ -123,6 +129,7 @@ class SQLiteStore(BatchWriter, Store):
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         try:
             wconn = _connect(self.path, self.synchronous)
+            wconn.execute(f"PRAGMA cache_size=-{_WRITER_CACHE_KIB}")
             for schema in sorted(resources.files("engine.store").iterdir(), key=lambda p: p.name):
                 if schema.name.endswith(".sql"):
                     wconn.executescript(schema.read_text())

@@ -302,3 +302,17 @@ def test_source_type_is_registered_with_its_config_model() -> None:
 def test_invalid_config_is_refused(bad: dict[str, Any]) -> None:
     with pytest.raises(ValueError):
         scp_config(**bad)
+
+
+async def test_a_failure_after_the_bind_releases_the_port(store: SQLiteStore) -> None:
+    scp = MWLSCP("mwl", scp_config(port=0), store=store)
+
+    def ready() -> None:
+        raise RuntimeError("ready failed")
+
+    with pytest.raises(RuntimeError, match="ready failed"):
+        await scp.run(_never, ready)
+    assert scp.bound_port
+    assert scp.server is None
+    with socket.socket() as again:  # the runtime's restart binds the same port
+        again.bind(("127.0.0.1", scp.bound_port))
