@@ -47,7 +47,9 @@ _CACHE_MAX = 256
 
 
 def _bad_char(ch: str) -> bool:
-    return ch.isalnum() or ch.isspace() or not ch.isprintable()
+    # ASCII only: the delimiters are read before MSH-18 says how to decode the rest, and a
+    # non-ASCII one is a corrupted byte (e.g. U+FFFD where invalid UTF-8 was replaced).
+    return not ch.isascii() or ch.isalnum() or ch.isspace() or not ch.isprintable()
 
 
 def _validate(fs: str, enc: str) -> Delimiters:
@@ -55,7 +57,7 @@ def _validate(fs: str, enc: str) -> Delimiters:
         raise HL7ParseError("MSH-1 field separator is missing", "101", "MSH^1^1")
     if _bad_char(fs):
         raise HL7ParseError(
-            f"MSH-1 field separator {fs!r} is invalid: expected a printable "
+            f"MSH-1 field separator {fs!r} is invalid: expected a printable ASCII "
             "non-alphanumeric character such as |",
             "102",
             "MSH^1^1",
@@ -69,8 +71,9 @@ def _validate(fs: str, enc: str) -> Delimiters:
         )
     if any(_bad_char(ch) for ch in enc):
         raise HL7ParseError(
-            f"MSH-2 encoding characters '{enc}' are invalid: delimiters must not be "
-            f"letters, digits, whitespace or control characters (expected e.g. {_EXAMPLE})",
+            f"MSH-2 encoding characters '{enc}' are invalid: delimiters must be printable "
+            f"ASCII, not letters, digits, whitespace or control characters "
+            f"(expected e.g. {_EXAMPLE})",
             "102",
             "MSH^1^2",
         )

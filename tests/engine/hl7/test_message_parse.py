@@ -138,8 +138,11 @@ def test_rejects_bad_encoding_characters() -> None:
     [
         ("^^\\&", "each delimiter must be distinct"),
         ("^~\\^", "each delimiter must be distinct"),
-        ("^~A&", "must not be letters, digits"),
+        ("^~A&", "not letters, digits"),
         ("^~\\&#!", "expected 4 characters"),
+        # a byte of invalid UTF-8 decoded as U+FFFD, or any other non-ASCII character
+        ("^~\\\ufffd", "must be printable ASCII"),
+        ("^\u00a7\\&", "must be printable ASCII"),
     ],
 )
 def test_rejects_invalid_delimiter_sets(msh2: str, why: str) -> None:
@@ -151,6 +154,12 @@ def test_rejects_invalid_delimiter_sets(msh2: str, why: str) -> None:
 def test_rejects_alphanumeric_field_separator() -> None:
     err = _reason("MSHX^~\\&XAXB")
     assert err.reason.startswith("MSH-1 field separator 'X' is invalid")
+
+
+def test_rejects_non_ascii_field_separator() -> None:
+    err = _reason("MSH\u00a6^~\\&\u00a6A\u00a6B")
+    assert err.reason.startswith("MSH-1 field separator '\u00a6' is invalid: expected a "
+                                 "printable ASCII")
 
 
 def test_rejects_truncated_msh() -> None:
