@@ -6,9 +6,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-import random
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -17,45 +15,17 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+# The listener port picker of the tests (below the kernel's ephemeral range: a port bind(0)
+# chose could be taken as the local port of an outgoing connection before the server
+# binds it), re-exported for the benchmarks.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.support.peers import free_port  # noqa: F401  (re-exported)
+
 VT, FS_CR = b"\x0b", b"\x1c\r"
 
 # --------------------------------------------------------------------------- helpers
 def log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
-
-
-def _ephemeral_low() -> int:
-    try:
-        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        return 32768
-
-
-_EPHEMERAL_LOW = _ephemeral_low()
-_handed_out: set[int] = set()
-_rng = random.Random()
-
-
-def free_port() -> int:
-    """A free loopback port for a listener, below the kernel's ephemeral range: a port
-    ``bind(0)`` chose could be taken as the local port of an outgoing connection (the
-    load generator's, a health check's) before the server binds it (EADDRINUSE). Each
-    port is handed out once per benchmark process."""
-    low = 20000 if _EPHEMERAL_LOW > 21000 else 1024
-    for _ in range(500):
-        port = _rng.randrange(low, _EPHEMERAL_LOW)
-        if port in _handed_out:
-            continue
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-        _handed_out.add(port)
-        return port
-    with socket.socket() as s:  # the low range is full
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def pin_one_core(choose: Any = min) -> str:
