@@ -55,6 +55,7 @@ class DeliveryWorker:
         *,
         retry: RetryConfig,
         ordering: str,
+        send_interval_s: float = 0.0,
     ) -> None:
         self.queue_name = queue_name
         self.destination = destination
@@ -68,6 +69,8 @@ class DeliveryWorker:
         self._outbox: list[DeliveryUpdate] = []  # outcomes not yet handed to the store
         self._flusher: asyncio.Task[None] | None = None
         self._room = asyncio.Semaphore(_MAX_UNCOMMITTED)
+        self.send_interval_s = send_interval_s
+        self._next_send = 0.0  # loop time before which the next send waits (pacing)
 
     def notify(self) -> None:
         """New pending rows were committed."""
@@ -136,6 +139,12 @@ class DeliveryWorker:
     async def _attempt(self, row: PendingDelivery) -> bool:
         """One send; True when the row leaves the queue (sent or dead)."""
         attempts = row.attempts + 1
+        if self.send_interval_s:
+            loop = asyncio.get_running_loop()
+            wait = self._next_send - loop.time()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            self._next_send = loop.time() + self.send_interval_s
         try:
             response = await self.destination.send(row.payload)
         except RetryableDelivery as exc:

@@ -173,6 +173,7 @@ class Engine:
                     worker = DeliveryWorker(
                         qname, dest, self.store, self.metrics,
                         retry=dcfg.retry, ordering=dcfg.ordering,
+                        send_interval_s=dcfg.send_interval_s,
                     )
                     entry = _Worker(worker, dump)
                     entry.task = self._tg.create_task(worker.run(), name=f"worker:{qname}")

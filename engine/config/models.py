@@ -117,6 +117,10 @@ class DestinationCommon(Strict):
     """Values for the mapping's declared ``params``."""
     charset: str | None = None
     """HL7 table 0211 charset of the outbound payload (default: the mapping output's MSH-18)."""
+    send_interval_s: float = Field(0.0, ge=0.0, le=3600.0)
+    """Pacing: at least this long between the starts of two sends (retries included) to
+    this destination, for a receiver that cannot take a burst, e.g. a backlog after an
+    outage. 0: as fast as the receiver answers."""
 
 
 class SourceCommon(Strict):

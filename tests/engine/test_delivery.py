@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import random
 import time
 from pathlib import Path
@@ -31,9 +32,11 @@ class ScriptedDestination(Destination):
         self.reject = reject or set()
         self.sent: list[bytes] = []
         self.attempts: list[bytes] = []
+        self.times: list[float] = []  # monotonic time of each attempt
 
     async def send(self, payload: bytes) -> str:
         self.attempts.append(payload)
+        self.times.append(time.monotonic())
         if payload in self.reject:
             raise PermanentDelivery("rejected")
         if self.fail_first.get(payload, 0) > 0:
@@ -47,13 +50,15 @@ RETRY = RetryConfig(max_attempts=3, initial_delay_s=0.05, max_delay_s=0.2, jitte
 
 
 async def _run(tmp_path: Path, dest: ScriptedDestination, items: list[tuple[bytes, str]],
-               ordering: str, until: int, retry: RetryConfig = RETRY) -> SQLiteStore:
+               ordering: str, until: int, retry: RetryConfig = RETRY,
+               send_interval_s: float = 0.0) -> SQLiteStore:
     store = SQLiteStore(tmp_path / "q.db")
     await store.open()
     for payload, key in items:
         await store.ingest(InboundRecord(channel="c", raw=payload, received_at=time.time()),
                            [NewDelivery("q", payload, key)])
-    worker = DeliveryWorker("q", dest, store, Metrics(), retry=retry, ordering=ordering)
+    worker = DeliveryWorker("q", dest, store, Metrics(), retry=retry, ordering=ordering,
+                            send_interval_s=send_interval_s)
     task = asyncio.create_task(worker.run())
     worker.notify()
     deadline = time.monotonic() + 10
@@ -70,6 +75,19 @@ async def test_fifo_destination_blocks_behind_a_retrying_head(tmp_path: Path) ->
     store = await _run(tmp_path, dest, [(b"A", ""), (b"B", ""), (b"C", "")], "destination", 3)
     assert dest.sent == [b"A", b"B", b"C"]
     assert dest.attempts[:3] == [b"A", b"A", b"A"]
+    await store.aclose()
+
+
+async def test_send_interval_paces_a_backlog_retries_included(tmp_path: Path) -> None:
+    dest = ScriptedDestination(fail_first={b"B": 1})
+    quick_retry = RetryConfig(max_attempts=3, initial_delay_s=0.01, max_delay_s=0.01, jitter=0)
+    items = [(b"A", ""), (b"B", ""), (b"C", ""), (b"D", "")]
+    store = await _run(tmp_path, dest, items, "destination", 4, retry=quick_retry,
+                       send_interval_s=0.15)
+    assert dest.sent == [b"A", b"B", b"C", b"D"]
+    assert dest.attempts == [b"A", b"B", b"B", b"C", b"D"]
+    gaps = [b - a for a, b in itertools.pairwise(dest.times)]
+    assert min(gaps) >= 0.149  # the retry of B too, though its backoff is 0.01 s
     await store.aclose()
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import socket
 import subprocess
@@ -245,6 +246,27 @@ def test_sink_down_then_up_delivers_everything_in_order(
         assert late.control_ids() == [f"MSG{i:06d}" for i in range(20)]
     finally:
         late.close()
+
+
+def test_send_interval_paces_the_sender_to_a_real_sink(engine_factory: EngineFactory) -> None:
+    arrivals: list[float] = []
+
+    def timed_ack(message: bytes) -> bytes | None:
+        arrivals.append(time.monotonic())
+        return ack_for(message)
+
+    sink = MLLPSink(behaviour=timed_ack)
+    try:
+        eng = engine_factory(sink_port=sink.port, send_interval=0.2)
+        with hl7.client.MLLPClient("127.0.0.1", eng.mllp_port) as client:
+            for i in range(4):  # ACKed at once: the pacing is on the way out only
+                assert b"MSA|AA" in client.send_message(orm(i))
+        assert wait_until(lambda: len(sink.received) >= 4, timeout=10)
+        assert sink.control_ids() == [f"MSG{i:06d}" for i in range(4)]
+        gaps = [b - a for a, b in itertools.pairwise(arrivals)]
+        assert min(gaps) >= 0.19, gaps
+    finally:
+        sink.close()
 
 
 def test_ack_timeout_closes_the_socket_and_a_late_ack_never_matches_the_next_message(
