@@ -17,6 +17,8 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+import zlib
+from collections.abc import Sequence
 from typing import Any
 
 from engine import events
@@ -56,9 +58,13 @@ class DeliveryWorker:
         retry: RetryConfig,
         ordering: str,
         send_interval_s: float = 0.0,
+        more_connections: Sequence[Destination] = (),
     ) -> None:
         self.queue_name = queue_name
         self.destination = destination
+        # One destination object per connection (``connections:``); a key always maps to
+        # the same one, so its messages stay in order.
+        self._lanes = [destination, *more_connections]
         self.store = store
         self.metrics = metrics
         self.retry = retry
@@ -91,7 +97,8 @@ class DeliveryWorker:
         finally:
             if self._commit_tasks:
                 await asyncio.gather(*self._commit_tasks, return_exceptions=True)
-            await self.destination.aclose()
+            for dest in self._lanes:
+                await dest.aclose()
 
     async def _drain_once(self) -> float | None:
         """Send what is due; return None after progress, else seconds until worth a look."""
@@ -106,8 +113,9 @@ class DeliveryWorker:
             return _IDLE_POLL_S
         now = time.time()
         blocked: set[str] = set()
-        progressed = False
         next_due = now + _IDLE_POLL_S
+        n = len(self._lanes)
+        lanes: list[list[PendingDelivery]] = [[] for _ in range(n)]
         for row in rows:
             key = self._key(row)
             if key in blocked:
@@ -116,18 +124,40 @@ class DeliveryWorker:
                 blocked.add(key)
                 next_due = min(next_due, row.next_attempt)
                 continue
-            sent_or_dead = await self._attempt(row)
-            progressed = True
-            if not sent_or_dead:
-                blocked.add(key)
-                next_due = min(next_due, time.time() + self.retry.initial_delay_s)
-            if self.ordering == "destination" and not sent_or_dead:
-                break
+            lanes[zlib.crc32(key.encode()) % n if n > 1 else 0].append(row)
+        if n == 1:
+            outcomes = [await self._send_lane(self.destination, lanes[0], blocked)]
+        else:  # the connections send their shares side by side
+            outcomes = await asyncio.gather(*(
+                self._send_lane(dest, lane, blocked)
+                for dest, lane in zip(self._lanes, lanes, strict=True) if lane))
+        progressed = any(p for p, _ in outcomes)
+        next_due = min([next_due, *(due for _, due in outcomes)])
         if progressed and len(rows) == _PAGE:
             return None
         if progressed and not blocked:
             return None
         return max(0.0, next_due - time.time())
+
+    async def _send_lane(self, dest: Destination, rows: list[PendingDelivery],
+                         blocked: set[str]) -> tuple[bool, float]:
+        """Send ``rows`` in order through ``dest``; a row that is to be retried blocks the
+        later rows of its key (and, with ``ordering: destination``, the rest). Returns
+        whether anything was attempted and when a blocked key is worth a look again."""
+        progressed = False
+        next_due = float("inf")
+        for row in rows:
+            key = self._key(row)
+            if key in blocked:
+                continue
+            sent_or_dead = await self._attempt(row, dest)
+            progressed = True
+            if not sent_or_dead:
+                blocked.add(key)
+                next_due = min(next_due, time.time() + self.retry.initial_delay_s)
+                if self.ordering == "destination":
+                    break
+        return progressed, next_due
 
     def _key(self, row: PendingDelivery) -> str:
         if self.ordering == "destination":
@@ -136,7 +166,7 @@ class DeliveryWorker:
             return str(row.id)
         return row.order_key
 
-    async def _attempt(self, row: PendingDelivery) -> bool:
+    async def _attempt(self, row: PendingDelivery, dest: Destination) -> bool:
         """One send; True when the row leaves the queue (sent or dead)."""
         attempts = row.attempts + 1
         if self.send_interval_s:
@@ -146,7 +176,7 @@ class DeliveryWorker:
                 await asyncio.sleep(wait)
             self._next_send = loop.time() + self.send_interval_s
         try:
-            response = await self.destination.send(row.payload)
+            response = await dest.send(row.payload)
         except RetryableDelivery as exc:
             if attempts >= self.retry.max_attempts:
                 await self._record(row, "dead", attempts, exc.reason)

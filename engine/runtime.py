@@ -174,6 +174,8 @@ class Engine:
                         qname, dest, self.store, self.metrics,
                         retry=dcfg.retry, ordering=dcfg.ordering,
                         send_interval_s=dcfg.send_interval_s,
+                        more_connections=[dsts[dcfg.type](qname, dcfg)
+                                          for _ in range(dcfg.connections - 1)],
                     )
                     entry = _Worker(worker, dump)
                     entry.task = self._tg.create_task(worker.run(), name=f"worker:{qname}")

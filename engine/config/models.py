@@ -8,9 +8,9 @@ field names, defaults, docs and the JSON schema that ``radbridge schema`` prints
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal, Self, Union
 
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
 
 from engine import registry
 
@@ -121,6 +121,17 @@ class DestinationCommon(Strict):
     """Pacing: at least this long between the starts of two sends (retries included) to
     this destination, for a receiver that cannot take a burst, e.g. a backlog after an
     outage. 0: as fast as the receiver answers."""
+    connections: int = Field(1, ge=1, le=16)
+    """Connections to the receiver, each with one message in flight (an MLLP sender waits
+    for each ACK); the messages of one ``order_key`` value always take the same one. More
+    than one needs ``ordering: key`` or ``none``."""
+
+    @model_validator(mode="after")
+    def _connections_need_key_or_no_ordering(self) -> Self:
+        if self.connections > 1 and self.ordering == "destination":
+            raise ValueError("connections > 1 needs ordering: key or none (ordering: "
+                             "destination sends one message at a time)")
+        return self
 
 
 class SourceCommon(Strict):

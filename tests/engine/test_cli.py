@@ -52,6 +52,22 @@ def test_run_refuses_an_invalid_file(tmp_path: Path) -> None:
     assert "refusing to start" in out.stderr
 
 
+def test_validate_refuses_several_connections_with_strict_fifo(tmp_path: Path) -> None:
+    dest = ("      - name: ehr\n"
+            "        type: mllp_sender\n"
+            "        host: 127.0.0.1\n"
+            "        port: 2576\n"
+            "        connections: 3\n")
+    head = "channels:\n  ris:\n    source: {type: mllp_listener, port: 2575}\n    destinations:\n"
+    (tmp_path / "channels.yaml").write_text(head + dest)
+    out = radbridge("validate", cwd=tmp_path)
+    assert out.returncode == 1
+    assert "channels.yaml:5:" in out.stderr
+    assert "connections > 1 needs ordering: key or none" in out.stderr
+    (tmp_path / "channels.yaml").write_text(head + dest + "        ordering: key\n")
+    assert radbridge("validate", cwd=tmp_path).returncode == 0
+
+
 def test_validate_reports_port_clash(tmp_path: Path) -> None:
     (tmp_path / "channels.yaml").write_text(
         "channels:\n"

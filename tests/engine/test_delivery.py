@@ -166,3 +166,68 @@ async def test_dead_letter_emits_a_durable_event_when_events_are_on(tmp_path: Pa
         await store.aclose()
     finally:
         events.configure(None)
+
+
+class SlowShared:
+    """What the connections of one destination share in the test: the sends in flight, the
+    payloads that fail once, what was sent."""
+
+    def __init__(self, fail_once: set[bytes]) -> None:
+        self.in_flight = 0
+        self.most = 0
+        self.fail_once = set(fail_once)
+        self.sent: list[bytes] = []
+
+
+class SlowDestination(ScriptedDestination):
+    """One connection: each send takes 20 ms."""
+
+    def __init__(self, shared: SlowShared) -> None:
+        super().__init__()
+        self.shared = shared
+
+    async def send(self, payload: bytes) -> str:
+        sh = self.shared
+        sh.in_flight += 1
+        sh.most = max(sh.most, sh.in_flight)
+        try:
+            self.attempts.append(payload)
+            await asyncio.sleep(0.02)
+            if payload in sh.fail_once:
+                sh.fail_once.discard(payload)
+                raise RetryableDelivery("peer busy")
+            sh.sent.append(payload)
+            return "AA"
+        finally:
+            sh.in_flight -= 1
+
+
+async def test_connections_send_side_by_side_each_key_in_order(tmp_path: Path) -> None:
+    keys = [f"K{k}" for k in range(8)]
+    shared = SlowShared({f"{key}-0".encode() for key in keys[:3]})  # three heads retried
+    first, *more = [SlowDestination(shared) for _ in range(4)]
+    store = SQLiteStore(tmp_path / "q.db")
+    await store.open()
+    for i in range(5):
+        for key in keys:
+            payload = f"{key}-{i}".encode()
+            await store.ingest(InboundRecord(channel="c", raw=payload, received_at=time.time()),
+                               [NewDelivery("q", payload, key)])
+    worker = DeliveryWorker("q", first, store, Metrics(), retry=RETRY, ordering="key",
+                            more_connections=more)
+    task = asyncio.create_task(worker.run())
+    deadline = time.monotonic() + 20
+    while len(shared.sent) < 40:
+        assert time.monotonic() < deadline, f"stuck: {len(shared.sent)} sent"
+        await asyncio.sleep(0.01)
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    await store.aclose()
+    assert shared.most > 1  # several connections had a message in flight at once
+    assert sum(1 for d in (first, *more) if d.attempts) > 1
+    for key in keys:  # each key on one connection, in order, a retried head first
+        assert [p for p in shared.sent if p.startswith(f"{key}-".encode())] == [
+            f"{key}-{i}".encode() for i in range(5)]
+        assert sum(any(p.startswith(f"{key}-".encode()) for p in d.attempts)
+                   for d in (first, *more)) == 1
+    assert sum(p == b"K0-0" for d in (first, *more) for p in d.attempts) == 2

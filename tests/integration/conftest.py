@@ -42,7 +42,7 @@ channels:
         port: {sink_port}
         ack_timeout_s: {ack_timeout}
         retry: {{max_attempts: {max_attempts}, initial_delay_s: 0.2, max_delay_s: 1, jitter: 0}}
-        send_interval_s: {send_interval}
+{dest_extra}
 """
 
 
@@ -54,7 +54,7 @@ class EngineFactory:
     def __call__(
         self, *, sink_port: int, frame_timeout: float = 30, max_frame: int = 1048576,
         max_conn: int = 64, ack_timeout: float = 5, max_attempts: int = 50,
-        extra_source: str = "", start: bool = True, send_interval: float = 0,
+        extra_source: str = "", start: bool = True, dest_extra: str = "",
     ) -> EngineProcess:
         http_port, mllp_port = free_port(), free_port()
         cfg = self.tmp / "channels.yaml"
@@ -62,7 +62,7 @@ class EngineFactory:
             http_port=http_port, mllp_port=mllp_port, sink_port=sink_port,
             frame_timeout=frame_timeout, max_frame=max_frame, max_conn=max_conn,
             ack_timeout=ack_timeout, max_attempts=max_attempts, extra_source=extra_source,
-            send_interval=send_interval,
+            dest_extra=dest_extra,
         ))
         eng = EngineProcess(cfg, engine_env(self.tmp), http_port, self.tmp / "engine.log")
         eng.mllp_port = mllp_port  # type: ignore[attr-defined]

@@ -17,7 +17,7 @@ import pytest
 
 from tests.integration.conftest import EngineFactory
 from tests.support.client import RawClient, msa, orm, segment
-from tests.support.peers import MLLPSink, ack_for, wait_until
+from tests.support.peers import MLLPSink, ack_for, control_id, wait_until
 
 pytestmark = pytest.mark.integration
 BIN = Path(sys.executable).parent
@@ -257,7 +257,7 @@ def test_send_interval_paces_the_sender_to_a_real_sink(engine_factory: EngineFac
 
     sink = MLLPSink(behaviour=timed_ack)
     try:
-        eng = engine_factory(sink_port=sink.port, send_interval=0.2)
+        eng = engine_factory(sink_port=sink.port, dest_extra="        send_interval_s: 0.2")
         with hl7.client.MLLPClient("127.0.0.1", eng.mllp_port) as client:
             for i in range(4):  # ACKed at once: the pacing is on the way out only
                 assert b"MSA|AA" in client.send_message(orm(i))
@@ -267,6 +267,22 @@ def test_send_interval_paces_the_sender_to_a_real_sink(engine_factory: EngineFac
         assert min(gaps) >= 0.19, gaps
     finally:
         sink.close()
+
+
+def test_several_connections_to_a_real_sink_keep_each_patient_in_order(
+    engine_factory: EngineFactory, sink: MLLPSink
+) -> None:
+    eng = engine_factory(sink_port=sink.port, dest_extra=(
+        "        connections: 3\n        ordering: key\n        order_key: PID-3.1"))
+    patients = [f"PAT{p:05d}" for p in range(6)]
+    with hl7.client.MLLPClient("127.0.0.1", eng.mllp_port) as client:
+        for i in range(60):
+            assert b"MSA|AA" in client.send_message(orm(i, patient=patients[i % 6]))
+    assert wait_until(lambda: len(sink.received) >= 60, timeout=20)
+    assert len(sink._conns) == 3  # the sender opened its three connections
+    for p, patient in enumerate(patients):  # each patient's orders in the order sent
+        mine = [m for m in sink.received if f"|{patient}^".encode() in m]
+        assert [control_id(m) for m in mine] == [f"MSG{i:06d}" for i in range(p, 60, 6)]
 
 
 def test_ack_timeout_closes_the_socket_and_a_late_ack_never_matches_the_next_message(
