@@ -156,6 +156,9 @@ SINK_DESTINATION = """
         host: 127.0.0.1
         port: {sink_port}
         message_types: [ORU^R01, ORM^O01, OMI^O23]
+{more}"""
+SINK_CONNECTIONS = """        connections: {n}
+        ordering: none
 """
 
 
@@ -163,7 +166,8 @@ class EngineProcess(Server):
     SQL = "SELECT count(*) FROM messages WHERE control_id >= ? AND control_id < ?"
 
     def __init__(self, workdir: Path, log_level: str, cpu: int | None, synchronous: str,
-                 sink_port: int | None = None, root: Path = ROOT) -> None:
+                 sink_port: int | None = None, root: Path = ROOT,
+                 sink_connections: int = 1) -> None:
         self.name = f"engine-{log_level}" + ("-e2e" if sink_port else "")
         self.workdir = workdir
         self.root = root  # the source tree run (mllp_ab.py compares two)
@@ -173,7 +177,8 @@ class EngineProcess(Server):
         self.config = workdir / "channels.yaml"
         self.log_path = workdir / "engine.log"
         self.db = workdir / "data" / "radbridge.db"
-        dests = SINK_DESTINATION.format(sink_port=sink_port) if sink_port else " []"
+        more = SINK_CONNECTIONS.format(n=sink_connections) if sink_connections > 1 else ""
+        dests = SINK_DESTINATION.format(sink_port=sink_port, more=more) if sink_port else " []"
         self.config.write_text(ENGINE_CONFIG.format(
             data_dir=workdir / "data", synchronous=synchronous, http_port=self.http_port,
             log_level=log_level, mllp_port=self.port, destinations=dests,
@@ -383,6 +388,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--paced-seconds", type=float, default=5.0)
     ap.add_argument("--drain-timeout", type=float, default=180.0,
                     help="e2e: seconds to wait for the sink to receive every ACKed id")
+    ap.add_argument("--sink-connections", type=int, default=1,
+                    help="e2e: connections of the engine's sender to the sink (>1: with "
+                         "ordering: none)")
     ap.add_argument("--server-cpu", type=int, default=0)
     ap.add_argument("--client-cpu", type=int, default=1, help="load generator and sink")
     ap.add_argument("--synchronous", default="FULL", choices=("FULL", "NORMAL", "EXTRA"))
@@ -433,9 +441,13 @@ def main(argv: list[str] | None = None) -> int:
                 configs.append(Config("ingest", "engine (warning)",
                                       lambda d: EngineProcess(d, "warning", cpu, sv)))
             if "e2e" in sections:
+                nconn = args.sink_connections
+                label = f" ({nconn} connections)" if nconn > 1 else ""
                 configs.append(Config(
-                    "e2e", "engine (info) + mllp_sender → sink",
-                    lambda d: EngineProcess(d, "info", cpu, sv, sink_port=sink_port), e2e=True))
+                    "e2e", f"engine (info) + mllp_sender{label} → sink",
+                    lambda d: EngineProcess(d, "info", cpu, sv, sink_port=sink_port,
+                                            sink_connections=args.sink_connections),
+                    e2e=True))
             if configs:
                 bench.group(k, configs)
         if "paced" in sections:
