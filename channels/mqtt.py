@@ -18,11 +18,11 @@ import asyncio
 import contextlib
 import json
 import ssl
-from typing import Literal
+from typing import Literal, Self
 from urllib.parse import urlsplit
 
 import aiomqtt
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from engine.channel import Destination
 from engine.config.models import DestinationCommon
@@ -65,6 +65,14 @@ class MQTTPublisherConfig(DestinationCommon):
         if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
             raise ValueError("must be mqtt://host[:port] or mqtts://host[:port]")
         return value
+
+    @model_validator(mode="after")
+    def _one_client_id_per_connection(self) -> Self:
+        if self.connections > 1 and self.client_id:
+            raise ValueError("connections > 1 needs client_id empty: each connection is a "
+                             "client of its own, and a broker drops a client whose id "
+                             "another one takes")
+        return self
 
 
 @register_destination

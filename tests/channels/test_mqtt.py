@@ -214,3 +214,11 @@ def test_config_refuses_other_url_schemes() -> None:
     with pytest.raises(ValueError, match="mqtt://"):
         MQTTPublisherConfig.model_validate(
             {"name": "m", "type": "mqtt_publisher", "url": "http://127.0.0.1:1883"})
+
+
+def test_config_refuses_one_client_id_for_several_connections() -> None:
+    base = {"name": "m", "type": "mqtt_publisher", "url": "mqtt://127.0.0.1:1883",
+            "ordering": "none", "connections": 2}
+    with pytest.raises(ValueError, match="needs client_id empty"):
+        MQTTPublisherConfig.model_validate({**base, "client_id": "radbridge"})
+    assert MQTTPublisherConfig.model_validate(base).connections == 2
