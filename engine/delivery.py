@@ -7,9 +7,11 @@ the rest); with ``ordering: key`` a retrying row blocks only later rows with the
 (e.g. the same patient); with ``none`` nothing blocks. Outcomes are written without
 waiting for their commit, so sends and commits overlap (the outcomes that queue up while
 one commit is in flight go in the next one, in a single write); rows whose outcome is not
-yet committed are kept out of the next read. After a restart the same read resumes whatever
-was pending: nothing ACKed is lost, a row sent but not yet marked may be sent again
-(at-least-once).
+yet committed are kept out of the next read. With ``connections: N`` (key or no ordering)
+the rows of a read are shared out by key among N destination objects, each with its own
+connection, which send side by side. ``send_interval_s`` paces all of them together.
+After a restart the same read resumes whatever was pending: nothing ACKed is lost, a row
+sent but not yet marked may be sent again (at-least-once).
 """
 
 from __future__ import annotations
@@ -76,7 +78,8 @@ class DeliveryWorker:
         self._flusher: asyncio.Task[None] | None = None
         self._room = asyncio.Semaphore(_MAX_UNCOMMITTED)
         self.send_interval_s = send_interval_s
-        self._next_send = 0.0  # loop time before which the next send waits (pacing)
+        self._pace = asyncio.Lock()
+        self._last_send = -send_interval_s  # loop time of the last send's start (pacing)
 
     def notify(self) -> None:
         """New pending rows were committed."""
@@ -169,12 +172,13 @@ class DeliveryWorker:
     async def _attempt(self, row: PendingDelivery, dest: Destination) -> bool:
         """One send; True when the row leaves the queue (sent or dead)."""
         attempts = row.attempts + 1
-        if self.send_interval_s:
-            loop = asyncio.get_running_loop()
-            wait = self._next_send - loop.time()
-            if wait > 0:
-                await asyncio.sleep(wait)
-            self._next_send = loop.time() + self.send_interval_s
+        if self.send_interval_s:  # the connections take turns, each after the last real start
+            async with self._pace:
+                loop = asyncio.get_running_loop()
+                wait = self._last_send + self.send_interval_s - loop.time()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                self._last_send = loop.time()
         try:
             response = await dest.send(row.payload)
         except RetryableDelivery as exc:

@@ -192,6 +192,7 @@ class SlowDestination(ScriptedDestination):
         sh.most = max(sh.most, sh.in_flight)
         try:
             self.attempts.append(payload)
+            self.times.append(time.monotonic())
             await asyncio.sleep(0.02)
             if payload in sh.fail_once:
                 sh.fail_once.discard(payload)
@@ -231,3 +232,33 @@ async def test_connections_send_side_by_side_each_key_in_order(tmp_path: Path) -
         assert sum(any(p.startswith(f"{key}-".encode()) for p in d.attempts)
                    for d in (first, *more)) == 1
     assert sum(p == b"K0-0" for d in (first, *more) for p in d.attempts) == 2
+
+
+async def test_send_interval_paces_the_connections_together(tmp_path: Path) -> None:
+    shared = SlowShared(set())
+    first, second = SlowDestination(shared), SlowDestination(shared)
+    store = await _run_with(tmp_path, first, [second], 6, send_interval_s=0.1)
+    starts = sorted(first.times + second.times)
+    assert len(starts) == 6 and first.times and second.times  # both connections sent
+    assert min(b - a for a, b in itertools.pairwise(starts)) >= 0.099
+    await store.aclose()
+
+
+async def _run_with(tmp_path: Path, first: SlowDestination, more: list[SlowDestination],
+                    count: int, send_interval_s: float) -> SQLiteStore:
+    store = SQLiteStore(tmp_path / "q.db")
+    await store.open()
+    for i in range(count):
+        payload = f"M{i}".encode()
+        await store.ingest(InboundRecord(channel="c", raw=payload, received_at=time.time()),
+                           [NewDelivery("q", payload)])
+    worker = DeliveryWorker("q", first, store, Metrics(), retry=RETRY, ordering="none",
+                            send_interval_s=send_interval_s, more_connections=more)
+    task = asyncio.create_task(worker.run())
+    deadline = time.monotonic() + 10
+    while len(first.shared.sent) < count:
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.01)
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    return store
