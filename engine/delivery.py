@@ -127,13 +127,10 @@ class DeliveryWorker:
                 blocked.add(key)
                 next_due = min(next_due, row.next_attempt)
                 continue
-            lanes[zlib.crc32(key.encode()) % n if n > 1 else 0].append(row)
-        if n == 1:
-            outcomes = [await self._send_lane(self.destination, lanes[0], blocked)]
-        else:  # the connections send their shares side by side
-            outcomes = await asyncio.gather(*(
-                self._send_lane(dest, lane, blocked)
-                for dest, lane in zip(self._lanes, lanes, strict=True) if lane))
+            lanes[zlib.crc32(key.encode()) % n].append(row)
+        outcomes = await asyncio.gather(*(  # the connections send their shares side by side
+            self._send_lane(dest, lane, blocked)
+            for dest, lane in zip(self._lanes, lanes, strict=True) if lane))
         progressed = any(p for p, _ in outcomes)
         next_due = min([next_due, *(due for _, due in outcomes)])
         if progressed and len(rows) == _PAGE:
