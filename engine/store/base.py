@@ -192,9 +192,11 @@ class Store(ABC):
 
     @abstractmethod
     async def fetch_pending(
-        self, destination: str, limit: int, exclude: frozenset[int] = frozenset()
+        self, destination: str, limit: int, exclude: frozenset[int] = frozenset(),
+        after: int = 0,
     ) -> list[PendingDelivery]:
-        """Pending deliveries of a destination, oldest first."""
+        """Up to ``limit`` pending deliveries of a destination with an id above
+        ``after`` and not in ``exclude``, oldest first."""
 
     @abstractmethod
     async def search_messages(self, flt: MessageFilter) -> list[MessageSummary]: ...

@@ -66,8 +66,14 @@ async def test_fetch_pending_is_oldest_first_and_excludes_given_ids(store: SQLit
         await store.ingest(record(i), [NewDelivery("q", f"P{i}".encode(), order_key=f"K{i % 2}")])
     rows = await store.fetch_pending("q", 10)
     assert [r.payload for r in rows] == [b"P0", b"P1", b"P2", b"P3", b"P4"]
+    first = rows
     rows = await store.fetch_pending("q", 2, frozenset({rows[0].id}))
     assert [r.payload for r in rows] == [b"P1", b"P2"]
+    # above an id, excluding some: the limit counts the rows returned
+    above = await store.fetch_pending("q", 2, frozenset({first[2].id}), after=first[1].id)
+    assert [r.payload for r in above] == [b"P3", b"P4"]
+    many = frozenset(range(first[0].id, first[0].id + 2000))  # a long exclusion list
+    assert await store.fetch_pending("q", 10, many - {first[4].id}) == [first[4]]
     await store.update_deliveries([DeliveryUpdate(rows[0].id, "sent", 1)])
     rest = await store.fetch_pending("q", 10)
     assert b"P1" not in [r.payload for r in rest]
