@@ -7,9 +7,13 @@ the rest); with ``ordering: key`` a retrying row blocks only later rows with the
 (e.g. the same patient); with ``none`` nothing blocks. Outcomes are written without
 waiting for their commit, so sends and commits overlap (the outcomes that queue up while
 one commit is in flight go in the next one, in a single write); rows whose outcome is not
-yet committed are kept out of the next read. With ``connections: N`` (key or no ordering)
-the rows of a read are shared out by key among N destination objects, each with its own
-connection, which send side by side. ``send_interval_s`` paces all of them together.
+yet committed are kept out of the next read. The reader hands the due rows to a lane,
+which sends them one after the other; with ``connections: N`` (key or no ordering) there
+are N lanes, each with its own destination object and connection, a key always in the
+same one, and they run independently: a lane waiting on a slow peer or a timeout does
+not hold back the others, which the reader keeps supplying. A row to be retried takes
+the later rows of its key out of its lane until it is due. ``send_interval_s`` paces all
+the lanes together.
 After a restart the same read resumes whatever was pending: nothing ACKed is lost, a row
 sent but not yet marked may be sent again (at-least-once).
 """
@@ -17,6 +21,7 @@ sent but not yet marked may be sent again (at-least-once).
 from __future__ import annotations
 
 import asyncio
+import collections
 import random
 import time
 import zlib
@@ -36,6 +41,8 @@ log = get_logger("radbridge.delivery")
 _PAGE = 256
 _IDLE_POLL_S = 5.0
 _MAX_UNCOMMITTED = 1024
+_LOW = _PAGE // 4  # a lane with fewer rows to send asks the reader for more
+_MAX_PAGES = 8  # pages one read looks through when the oldest rows all have to wait
 
 
 def backoff_delay(attempts: int, policy: RetryConfig, rng: random.Random | None = None) -> float:
@@ -80,84 +87,131 @@ class DeliveryWorker:
         self.send_interval_s = send_interval_s
         self._pace = asyncio.Lock()
         self._last_send = -send_interval_s  # loop time of the last send's start (pacing)
+        self._queued: set[int] = set()  # ids handed to a lane and not yet decided
+        self._held: dict[str, float] = {}  # key -> when its retrying row is due
+        self._lane_of: list[_Lane] = []
+        # Rows up to this id were read and left waiting (a retry, a full lane); a plain
+        # notify reads only above it. Anything that may let them go sets _rescan.
+        self._seen = 0
+        self._rescan = True
+        self._waiting: set[str] = set()
+        self._due = float("inf")  # when the earliest of those rows is due for its retry
 
     def notify(self) -> None:
         """New pending rows were committed."""
         self._wake.set()
 
     async def run(self) -> None:
+        """The reader: hands the due rows to the connections' lanes and reads again when
+        new rows are committed, a lane runs dry or a held-back key is due."""
+        lanes = [_Lane(self, dest) for dest in self._lanes]
+        self._lane_of = lanes
+        tasks = [asyncio.create_task(lane.run()) for lane in lanes]
         try:
             while True:
                 self._wake.clear()
-                wait_s = await self._drain_once()
+                for task in tasks:  # a lane cannot fail (see _Lane.run), but never hide it
+                    if task.done():
+                        task.result()
+                wait_s = await self._feed()
                 if wait_s is None:
-                    continue  # made progress: read again at once
+                    continue  # a full page was handed out: read on at once
                 try:
                     async with asyncio.timeout(wait_s):
                         await self._wake.wait()
                 except TimeoutError:
-                    pass
+                    self._rescan = True  # a retry is due (or the idle poll)
         finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
             if self._commit_tasks:
                 await asyncio.gather(*self._commit_tasks, return_exceptions=True)
             for dest in self._lanes:
                 await dest.aclose()
 
-    async def _drain_once(self) -> float | None:
-        """Send what is due; return None after progress, else seconds until worth a look."""
-        try:
-            rows = await self.store.fetch_pending(
-                self.queue_name, _PAGE, frozenset(self._uncommitted)
-            )
-        except StoreError as exc:
-            log.error("queue_read_failed", destination=self.queue_name, error=str(exc))
-            return 1.0
-        if not rows:
-            return _IDLE_POLL_S
+    async def _feed(self) -> float | None:
+        """Read the pending rows not in a lane yet and hand each due one to the lane of its
+        key. Returns None when a full page was handed out, else seconds until a look is
+        worth it (a lane running low or new rows wake the reader sooner). While every
+        lane has plenty to send, new rows wait for the next read (a read per commit of
+        the listener would cost more than the sends)."""
+        lanes = self._lane_of
+        if all(len(lane.rows) >= _LOW for lane in lanes):
+            return _IDLE_POLL_S  # the first lane to run low wakes the reader
         now = time.time()
-        blocked: set[str] = set()
-        next_due = now + _IDLE_POLL_S
-        n = len(self._lanes)
-        lanes: list[list[PendingDelivery]] = [[] for _ in range(n)]
-        for row in rows:
-            key = self._key(row)
-            if key in blocked:
-                continue
-            if row.next_attempt > now:
-                blocked.add(key)
-                next_due = min(next_due, row.next_attempt)
-                continue
-            lanes[zlib.crc32(key.encode()) % n].append(row)
-        outcomes = await asyncio.gather(*(  # the connections send their shares side by side
-            self._send_lane(dest, lane, blocked)
-            for dest, lane in zip(self._lanes, lanes, strict=True) if lane))
-        progressed = any(p for p, _ in outcomes)
-        next_due = min([next_due, *(due for _, due in outcomes)])
-        if progressed and len(rows) == _PAGE:
-            return None
-        if progressed and not blocked:
-            return None
+        held = self._held
+        for key in [k for k, until in held.items() if until <= now]:
+            del held[key]
+            self._rescan = True
+        if self._due <= now:  # a row that waited for its retry time is due
+            self._rescan = True
+        next_due = min([now + _IDLE_POLL_S, *held.values()])
+        rescan = self._rescan
+        if not rescan:
+            next_due = min(next_due, self._due)
+        # Keys whose rows wait (for a retry, or a full lane); a read above the rows seen
+        # keeps the keys that waited then, so that no later row of theirs overtakes.
+        blocked = set(held) if rescan else set(held) | self._waiting
+        n = len(lanes)
+        handed = 0
+        exclude = frozenset(self._uncommitted | self._queued)
+        after = 0 if rescan else self._seen
+        self._rescan = False
+        self._waiting = blocked
+        for _page in range(_MAX_PAGES):
+            try:
+                rows = await self.store.fetch_pending(self.queue_name, _PAGE, exclude, after)
+            except StoreError as exc:
+                log.error("queue_read_failed", destination=self.queue_name, error=str(exc))
+                return 1.0
+            now = time.time()
+            for row in rows:
+                key = self._key(row)
+                if key in blocked:
+                    continue
+                if row.next_attempt > now:  # waiting for its retry: later rows of its key wait
+                    blocked.add(key)
+                    next_due = min(next_due, row.next_attempt)
+                    continue
+                lane = lanes[zlib.crc32(key.encode()) % n] if n > 1 else lanes[0]
+                if len(lane.rows) >= _PAGE:  # plenty there: its later rows wait for a read
+                    blocked.add(key)
+                    continue
+                self._queued.add(row.id)
+                lane.rows.append(row)
+                lane.wake.set()
+                handed += 1
+            if rows:
+                self._seen = rows[-1].id
+            if len(rows) < _PAGE:
+                break  # read to the end
+            if handed:
+                self._due = next_due
+                return None  # a full page: read on at once (the lanes are being supplied)
+            # A full page and nothing handed out: the oldest rows all wait (a retry, or a
+            # connection with plenty to send). Look further for the other connections.
+            after = rows[-1].id
+        self._due = next_due
         return max(0.0, next_due - time.time())
 
-    async def _send_lane(self, dest: Destination, rows: list[PendingDelivery],
-                         blocked: set[str]) -> tuple[bool, float]:
-        """Send ``rows`` in order through ``dest``; a row that is to be retried blocks the
-        later rows of its key (and, with ``ordering: destination``, the rest). Returns
-        whether anything was attempted and when a blocked key is worth a look again."""
-        progressed = False
-        next_due = float("inf")
-        for row in rows:
-            key = self._key(row)
-            if key in blocked:
-                continue
-            sent_or_dead = await self._attempt(row, dest)
-            progressed = True
-            if not sent_or_dead:
-                blocked.add(key)
-                next_due = min(next_due, time.time() + self.retry.initial_delay_s)
-                if self.ordering == "destination":
-                    break
-        return progressed, next_due
+    def _hold(self, key: str, until: float, lane: _Lane) -> None:
+        """A row of ``key`` is to be retried at ``until``: take the key's later rows out
+        of ``lane`` (read again, in order, once it is due) and hand none out meanwhile."""
+        self._held[key] = until
+        if self.ordering == "destination":
+            dropped = list(lane.rows)
+            lane.rows.clear()
+        else:
+            dropped = [r for r in lane.rows if self._key(r) == key]
+            if dropped:
+                kept = [r for r in lane.rows if self._key(r) != key]
+                lane.rows.clear()
+                lane.rows.extend(kept)
+        for row in dropped:
+            self._queued.discard(row.id)
+        self._rescan = True
+        self._wake.set()  # the reader sets its timer for the retry
 
     def _key(self, row: PendingDelivery) -> str:
         if self.ordering == "destination":
@@ -192,7 +246,7 @@ class DeliveryWorker:
             retry_at = time.time() + delay
             await self._record(row, "pending", attempts, exc.reason, next_attempt=retry_at)
             row.attempts = attempts
-            row.next_attempt = time.time() + delay
+            row.next_attempt = retry_at
             return False
         except PermanentDelivery as exc:
             await self._record(row, "dead", attempts, exc.reason)
@@ -204,7 +258,10 @@ class DeliveryWorker:
                 await self._record(row, "dead", attempts, reason)
                 return True
             delay = backoff_delay(attempts, self.retry)
-            await self._record(row, "pending", attempts, reason, next_attempt=time.time() + delay)
+            retry_at = time.time() + delay
+            await self._record(row, "pending", attempts, reason, next_attempt=retry_at)
+            row.attempts = attempts
+            row.next_attempt = retry_at
             return False
         await self._record(row, "sent", attempts, "", response=response)
         self.metrics.sent.labels(self.queue_name).inc()
@@ -250,9 +307,52 @@ class DeliveryWorker:
                     for update in batch:
                         log.error("delivery_update_failed", delivery_id=update.id,
                                   error=str(exc))
+                    self._rescan = True  # still pending: read them again
+                    self._wake.set()
                 finally:
                     for update in batch:
                         self._uncommitted.discard(update.id)
                         self._room.release()
         finally:
             self._flusher = None
+
+
+class _Lane:
+    """One connection's share of a destination's queue: the rows of its keys, in the
+    order read, sent one after the other; it runs on while the other lanes wait on
+    their peers."""
+
+    __slots__ = ("dest", "rows", "wake", "worker")
+
+    def __init__(self, worker: DeliveryWorker, dest: Destination) -> None:
+        self.worker = worker
+        self.dest = dest
+        self.rows: collections.deque[PendingDelivery] = collections.deque()
+        self.wake = asyncio.Event()
+
+    async def run(self) -> None:
+        w = self.worker
+        rows = self.rows
+        while True:
+            if not rows:
+                self.wake.clear()
+                w._rescan = True  # room again for keys that waited for a full lane
+                w._wake.set()  # dry: the reader may have more
+                await self.wake.wait()
+                continue
+            row = rows.popleft()
+            if len(rows) == _LOW - 1:
+                w._rescan = True
+                w._wake.set()  # running low: read more while this one is sent
+            try:
+                left = await w._attempt(row, self.dest)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # pragma: no cover - _attempt records every outcome
+                log.error("delivery_lane_failed", destination=w.queue_name,
+                          delivery_id=row.id, error=repr(exc))
+                left = False
+            w._queued.discard(row.id)
+            if not left:  # (not before its retry time, nor at once if that was not set)
+                w._hold(w._key(row), max(row.next_attempt,
+                                        time.time() + w.retry.initial_delay_s), self)

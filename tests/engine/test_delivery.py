@@ -6,7 +6,9 @@ import asyncio
 import itertools
 import random
 import time
+import zlib
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -15,7 +17,7 @@ from engine.config.models import RetryConfig
 from engine.delivery import DeliveryWorker, backoff_delay
 from engine.errors import PermanentDelivery, RetryableDelivery
 from engine.metrics import Metrics
-from engine.store.base import InboundRecord, NewDelivery
+from engine.store.base import DeliveryUpdate, InboundRecord, NewDelivery, PendingDelivery
 from engine.store.sqlite import SQLiteStore
 
 
@@ -262,3 +264,257 @@ async def _run_with(tmp_path: Path, first: SlowDestination, more: list[SlowDesti
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
     return store
+
+
+class GatedDestination(ScriptedDestination):
+    """One connection: a send of a payload in ``gates`` waits until its event is set."""
+
+    def __init__(self, gates: dict[bytes, asyncio.Event], sent: list[bytes]) -> None:
+        super().__init__()
+        self.gates = gates
+        self.shared_sent = sent
+
+    async def send(self, payload: bytes) -> str:
+        self.attempts.append(payload)
+        gate = self.gates.get(payload)
+        if gate is not None:
+            await gate.wait()
+        self.shared_sent.append(payload)
+        return "AA"
+
+
+def _key_in_lane(lane: int, lanes: int, prefix: str) -> str:
+    return next(k for k in (f"{prefix}{i}" for i in range(100))
+                if zlib.crc32(k.encode()) % lanes == lane)
+
+
+async def test_a_connection_waiting_on_its_peer_does_not_hold_back_the_others(
+        tmp_path: Path) -> None:
+    # Key A's first message hangs on its connection (a peer that does not answer); key B
+    # is on the other connection. B's messages committed during the hang go out at once,
+    # and A's second message waits behind its first.
+    a_key, b_key = _key_in_lane(0, 2, "A"), _key_in_lane(1, 2, "B")
+    release = asyncio.Event()
+    sent: list[bytes] = []
+    gates = {f"{a_key}-0".encode(): release}
+    first, second = GatedDestination(gates, sent), GatedDestination(gates, sent)
+    store = SQLiteStore(tmp_path / "q.db")
+    await store.open()
+
+    async def add(payload: str, key: str) -> None:
+        await store.ingest(InboundRecord(channel="c", raw=payload.encode(),
+                                         received_at=time.time()),
+                           [NewDelivery("q", payload.encode(), key)])
+
+    await add(f"{a_key}-0", a_key)
+    await add(f"{b_key}-0", b_key)
+    worker = DeliveryWorker("q", first, store, Metrics(), retry=RETRY, ordering="key",
+                            more_connections=[second])
+    task = asyncio.create_task(worker.run())
+    try:
+        async def until(cond: Any, what: str) -> None:
+            deadline = time.monotonic() + 5
+            while not cond():
+                assert time.monotonic() < deadline, f"timed out waiting for {what}: {sent}"
+                await asyncio.sleep(0.01)
+
+        await until(lambda: f"{b_key}-0".encode() in sent
+                    and f"{a_key}-0".encode() in first.attempts, "B-0 sent, A-0 in flight")
+        for i in range(1, 4):  # committed while A-0 hangs
+            await add(f"{b_key}-{i}", b_key)
+            worker.notify()
+        await add(f"{a_key}-1", a_key)
+        worker.notify()
+        await until(lambda: f"{b_key}-3".encode() in sent, "B-1..B-3 during the hang")
+        assert not release.is_set()
+        assert f"{a_key}-1".encode() not in sent + first.attempts  # behind its first
+        release.set()
+        await until(lambda: f"{a_key}-1".encode() in sent, "A-1 after A-0")
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await store.aclose()
+    assert [p for p in sent if p.startswith(a_key.encode())] == [
+        f"{a_key}-0".encode(), f"{a_key}-1".encode()]
+    assert [p for p in sent if p.startswith(b_key.encode())] == [
+        f"{b_key}-{i}".encode() for i in range(4)]
+    assert all(p.startswith(a_key.encode()) for p in first.attempts)  # one lane per key
+    assert all(p.startswith(b_key.encode()) for p in second.attempts)
+
+
+class FlakyDestination(ScriptedDestination):
+    """One connection of a flaky peer: each send takes 0-3 ms and fails (to be retried)
+    with the given probability; what went through is appended to the shared list."""
+
+    def __init__(self, rng: random.Random, p_fail: float, sent: list[bytes]) -> None:
+        super().__init__()
+        self.rng = rng
+        self.p_fail = p_fail
+        self.shared_sent = sent
+
+    async def send(self, payload: bytes) -> str:
+        self.attempts.append(payload)
+        await asyncio.sleep(self.rng.random() * 0.003)
+        if self.rng.random() < self.p_fail:
+            raise RetryableDelivery("flaky")
+        self.shared_sent.append(payload)
+        return "AA"
+
+
+@pytest.mark.parametrize(("connections", "seed"), [(1, 1), (3, 2), (4, 3)])
+async def test_messages_committed_while_a_key_waits_for_its_retry_stay_behind_it(
+        tmp_path: Path, connections: int, seed: int) -> None:
+    # Messages of 6 keys arrive while the worker runs; a fifth of the sends fail and are
+    # retried 20-40 ms later. Whatever the interleaving, each key's messages go through
+    # once each, in the order they were committed.
+    rng = random.Random(seed)
+    sent: list[bytes] = []
+    first, *more = [FlakyDestination(rng, 0.2, sent) for _ in range(connections)]
+    retry = RetryConfig(max_attempts=50, initial_delay_s=0.02, max_delay_s=0.04, jitter=0)
+    store = SQLiteStore(tmp_path / "q.db")
+    await store.open()
+    worker = DeliveryWorker("q", first, store, Metrics(), retry=retry, ordering="key",
+                            more_connections=more)
+    task = asyncio.create_task(worker.run())
+    keys = [f"P{k}" for k in range(6)]
+    counts = dict.fromkeys(keys, 0)
+    try:
+        for _ in range(30):  # 30 commits of 1-5 messages, 0-10 ms apart
+            for _ in range(rng.randint(1, 5)):
+                key = rng.choice(keys)
+                payload = f"{key}-{counts[key]}".encode()
+                counts[key] += 1
+                await store.ingest(InboundRecord(channel="c", raw=payload,
+                                                 received_at=time.time()),
+                                   [NewDelivery("q", payload, key)])
+            worker.notify()
+            await asyncio.sleep(rng.random() * 0.01)
+        total = sum(counts.values())
+        deadline = time.monotonic() + 15
+        while len(sent) < total:
+            assert time.monotonic() < deadline, f"stuck: {len(sent)} of {total} sent"
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.1)  # nothing more may come
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await store.aclose()
+    assert len(sent) == total
+    for key in keys:
+        assert [p for p in sent if p.split(b"-")[0] == key.encode()] == [
+            f"{key}-{i}".encode() for i in range(counts[key])]
+    failures = sum(len(d.attempts) for d in (first, *more)) - total
+    assert failures > 0  # the retries happened
+
+
+async def test_a_retry_scheduled_before_a_restart_keeps_later_messages_of_its_key_behind(
+        tmp_path: Path) -> None:
+    # P1-0 failed before the restart and is due again in 0.3 s. P1-1 and P1-2, committed
+    # after the worker started, wait behind it; P2-0 goes out at once; P1-0 goes out
+    # when due, not at the next idle poll (P1-2's commit read nothing it could send).
+    sent: list[bytes] = []
+    dest = GatedDestination({}, sent)
+    store = SQLiteStore(tmp_path / "q.db")
+    await store.open()
+
+    async def add(payload: str, key: str) -> None:
+        await store.ingest(InboundRecord(channel="c", raw=payload.encode(),
+                                         received_at=time.time()),
+                           [NewDelivery("q", payload.encode(), key)])
+        worker.notify()
+
+    await store.ingest(InboundRecord(channel="c", raw=b"P1-0", received_at=time.time()),
+                       [NewDelivery("q", b"P1-0", "P1")])
+    (row,) = await store.fetch_pending("q", 10)
+    due = time.time() + 0.3
+    await store.update_deliveries([DeliveryUpdate(row.id, "pending", 1, due, "peer down")])
+    worker = DeliveryWorker("q", dest, store, Metrics(), retry=RETRY, ordering="key")
+    task = asyncio.create_task(worker.run())
+    try:
+        await asyncio.sleep(0.05)  # the worker has read P1-0 (not due yet)
+        await add("P1-1", "P1")
+        await add("P2-0", "P2")
+        deadline = time.monotonic() + 5
+        while b"P2-0" not in sent:
+            assert time.monotonic() < deadline, f"stuck: {sent}"
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.05)
+        await add("P1-2", "P1")
+        while len(sent) < 2:
+            assert time.monotonic() < deadline, f"stuck: {sent}"
+            await asyncio.sleep(0.01)
+        p1_sent_at = time.time()
+        while len(sent) < 4:
+            assert time.monotonic() < deadline, f"stuck: {sent}"
+            await asyncio.sleep(0.01)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await store.aclose()
+    assert sent == [b"P2-0", b"P1-0", b"P1-1", b"P1-2"]
+    assert due <= p1_sent_at < due + 1.0
+
+
+async def test_a_backlog_behind_a_hung_connection_does_not_starve_the_others(
+        tmp_path: Path) -> None:
+    # 600 messages of key A queue behind A-0, which hangs; B's messages come after all
+    # of them in the queue (beyond the first pages read) and still go out meanwhile.
+    a_key, b_key = _key_in_lane(0, 2, "A"), _key_in_lane(1, 2, "B")
+    release = asyncio.Event()
+    sent: list[bytes] = []
+    gates = {f"{a_key}-0".encode(): release}
+    first, second = GatedDestination(gates, sent), GatedDestination(gates, sent)
+    store = SQLiteStore(tmp_path / "q.db")
+    await store.open()
+    items = [(f"{a_key}-{i}", a_key) for i in range(600)] + [
+        (f"{b_key}-{i}", b_key) for i in range(5)]
+    futs = [store.ingest(InboundRecord(channel="c", raw=p.encode(), received_at=time.time()),
+                         [NewDelivery("q", p.encode(), k)]) for p, k in items]
+    await asyncio.gather(*futs)
+    worker = DeliveryWorker("q", first, store, Metrics(), retry=RETRY, ordering="key",
+                            more_connections=[second])
+    task = asyncio.create_task(worker.run())
+    try:
+        deadline = time.monotonic() + 5
+        while len(sent) < 5:
+            assert time.monotonic() < deadline, f"stuck: {sent}"
+            await asyncio.sleep(0.01)
+        assert sent == [f"{b_key}-{i}".encode() for i in range(5)]
+        release.set()
+        while len(sent) < 605:
+            assert time.monotonic() < deadline + 10, f"stuck: {len(sent)} sent"
+            await asyncio.sleep(0.01)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await store.aclose()
+    assert [p for p in sent if p.startswith(a_key.encode())] == [
+        f"{a_key}-{i}".encode() for i in range(600)]
+
+
+async def test_one_read_looks_past_pages_of_rows_that_all_wait(tmp_path: Path) -> None:
+    # The connection of key A already has a full share to send; the oldest 600 pending
+    # rows are all A's, B's two come after them. One read hands B's to the other lane.
+    from engine.delivery import _Lane
+
+    a_key, b_key = _key_in_lane(0, 2, "A"), _key_in_lane(1, 2, "B")
+    store = SQLiteStore(tmp_path / "q.db")
+    await store.open()
+    items = [(f"{a_key}-{i}", a_key) for i in range(600)] + [
+        (f"{b_key}-{i}", b_key) for i in range(2)]
+    await asyncio.gather(*(
+        store.ingest(InboundRecord(channel="c", raw=p.encode(), received_at=time.time()),
+                     [NewDelivery("q", p.encode(), k)]) for p, k in items))
+    sent: list[bytes] = []
+    first, second = GatedDestination({}, sent), GatedDestination({}, sent)
+    worker = DeliveryWorker("q", first, store, Metrics(), retry=RETRY, ordering="key",
+                            more_connections=[second])
+    lane_a, lane_b = _Lane(worker, first), _Lane(worker, second)
+    worker._lane_of = [lane_a, lane_b]
+    lane_a.rows.extend(PendingDelivery(-i, 0, "q", 0, 0.0, a_key, b"") for i in range(1, 257))
+    try:
+        await worker._feed()
+    finally:
+        await store.aclose()
+    assert [r.payload for r in lane_b.rows] == [f"{b_key}-{i}".encode() for i in range(2)]
+    assert len(lane_a.rows) == 256  # nothing more for the full lane
