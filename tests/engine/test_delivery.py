@@ -288,28 +288,40 @@ def _key_in_lane(lane: int, lanes: int, prefix: str) -> str:
                 if zlib.crc32(k.encode()) % lanes == lane)
 
 
+async def _add(store: SQLiteStore, payload: str, key: str) -> None:
+    await store.ingest(InboundRecord(channel="c", raw=payload.encode(), received_at=time.time()),
+                       [NewDelivery("q", payload.encode(), key)])
+
+
+class HungPair:
+    """Two connections: key A on the first, whose send of A-0 hangs until ``release``
+    is set; key B on the second."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.a_key, self.b_key = _key_in_lane(0, 2, "A"), _key_in_lane(1, 2, "B")
+        self.release = asyncio.Event()
+        self.sent: list[bytes] = []
+        gates = {f"{self.a_key}-0".encode(): self.release}
+        self.first = GatedDestination(gates, self.sent)
+        self.second = GatedDestination(gates, self.sent)
+        self.store = SQLiteStore(tmp_path / "q.db")
+
+    def worker(self) -> DeliveryWorker:
+        return DeliveryWorker("q", self.first, self.store, Metrics(), retry=RETRY,
+                              ordering="key", more_connections=[self.second])
+
+
 async def test_a_connection_waiting_on_its_peer_does_not_hold_back_the_others(
         tmp_path: Path) -> None:
     # Key A's first message hangs on its connection (a peer that does not answer); key B
     # is on the other connection. B's messages committed during the hang go out at once,
     # and A's second message waits behind its first.
-    a_key, b_key = _key_in_lane(0, 2, "A"), _key_in_lane(1, 2, "B")
-    release = asyncio.Event()
-    sent: list[bytes] = []
-    gates = {f"{a_key}-0".encode(): release}
-    first, second = GatedDestination(gates, sent), GatedDestination(gates, sent)
-    store = SQLiteStore(tmp_path / "q.db")
-    await store.open()
-
-    async def add(payload: str, key: str) -> None:
-        await store.ingest(InboundRecord(channel="c", raw=payload.encode(),
-                                         received_at=time.time()),
-                           [NewDelivery("q", payload.encode(), key)])
-
-    await add(f"{a_key}-0", a_key)
-    await add(f"{b_key}-0", b_key)
-    worker = DeliveryWorker("q", first, store, Metrics(), retry=RETRY, ordering="key",
-                            more_connections=[second])
+    h = HungPair(tmp_path)
+    a, b, sent = h.a_key, h.b_key, h.sent
+    await h.store.open()
+    await _add(h.store, f"{a}-0", a)
+    await _add(h.store, f"{b}-0", b)
+    worker = h.worker()
     task = asyncio.create_task(worker.run())
     try:
         async def until(cond: Any, what: str) -> None:
@@ -318,28 +330,26 @@ async def test_a_connection_waiting_on_its_peer_does_not_hold_back_the_others(
                 assert time.monotonic() < deadline, f"timed out waiting for {what}: {sent}"
                 await asyncio.sleep(0.01)
 
-        await until(lambda: f"{b_key}-0".encode() in sent
-                    and f"{a_key}-0".encode() in first.attempts, "B-0 sent, A-0 in flight")
+        await until(lambda: f"{b}-0".encode() in sent
+                    and f"{a}-0".encode() in h.first.attempts, "B-0 sent, A-0 in flight")
         for i in range(1, 4):  # committed while A-0 hangs
-            await add(f"{b_key}-{i}", b_key)
+            await _add(h.store, f"{b}-{i}", b)
             worker.notify()
-        await add(f"{a_key}-1", a_key)
+        await _add(h.store, f"{a}-1", a)
         worker.notify()
-        await until(lambda: f"{b_key}-3".encode() in sent, "B-1..B-3 during the hang")
-        assert not release.is_set()
-        assert f"{a_key}-1".encode() not in sent + first.attempts  # behind its first
-        release.set()
-        await until(lambda: f"{a_key}-1".encode() in sent, "A-1 after A-0")
+        await until(lambda: f"{b}-3".encode() in sent, "B-1..B-3 during the hang")
+        assert not h.release.is_set()
+        assert f"{a}-1".encode() not in sent + h.first.attempts  # behind its first
+        h.release.set()
+        await until(lambda: f"{a}-1".encode() in sent, "A-1 after A-0")
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
-        await store.aclose()
-    assert [p for p in sent if p.startswith(a_key.encode())] == [
-        f"{a_key}-0".encode(), f"{a_key}-1".encode()]
-    assert [p for p in sent if p.startswith(b_key.encode())] == [
-        f"{b_key}-{i}".encode() for i in range(4)]
-    assert all(p.startswith(a_key.encode()) for p in first.attempts)  # one lane per key
-    assert all(p.startswith(b_key.encode()) for p in second.attempts)
+        await h.store.aclose()
+    assert [p for p in sent if p.startswith(a.encode())] == [f"{a}-0".encode(), f"{a}-1".encode()]
+    assert [p for p in sent if p.startswith(b.encode())] == [f"{b}-{i}".encode() for i in range(4)]
+    assert all(p.startswith(a.encode()) for p in h.first.attempts)  # one lane per key
+    assert all(p.startswith(b.encode()) for p in h.second.attempts)
 
 
 class FlakyDestination(ScriptedDestination):
@@ -418,13 +428,10 @@ async def test_a_retry_scheduled_before_a_restart_keeps_later_messages_of_its_ke
     await store.open()
 
     async def add(payload: str, key: str) -> None:
-        await store.ingest(InboundRecord(channel="c", raw=payload.encode(),
-                                         received_at=time.time()),
-                           [NewDelivery("q", payload.encode(), key)])
+        await _add(store, payload, key)
         worker.notify()
 
-    await store.ingest(InboundRecord(channel="c", raw=b"P1-0", received_at=time.time()),
-                       [NewDelivery("q", b"P1-0", "P1")])
+    await _add(store, "P1-0", "P1")
     (row,) = await store.fetch_pending("q", 10)
     due = time.time() + 0.3
     await store.update_deliveries([DeliveryUpdate(row.id, "pending", 1, due, "peer down")])
@@ -458,38 +465,29 @@ async def test_a_retry_scheduled_before_a_restart_keeps_later_messages_of_its_ke
 async def test_a_backlog_behind_a_hung_connection_does_not_starve_the_others(
         tmp_path: Path) -> None:
     # 600 messages of key A queue behind A-0, which hangs; B's messages come after all
-    # of them in the queue (beyond the first pages read) and still go out meanwhile.
-    a_key, b_key = _key_in_lane(0, 2, "A"), _key_in_lane(1, 2, "B")
-    release = asyncio.Event()
-    sent: list[bytes] = []
-    gates = {f"{a_key}-0".encode(): release}
-    first, second = GatedDestination(gates, sent), GatedDestination(gates, sent)
-    store = SQLiteStore(tmp_path / "q.db")
-    await store.open()
-    items = [(f"{a_key}-{i}", a_key) for i in range(600)] + [
-        (f"{b_key}-{i}", b_key) for i in range(5)]
-    futs = [store.ingest(InboundRecord(channel="c", raw=p.encode(), received_at=time.time()),
-                         [NewDelivery("q", p.encode(), k)]) for p, k in items]
-    await asyncio.gather(*futs)
-    worker = DeliveryWorker("q", first, store, Metrics(), retry=RETRY, ordering="key",
-                            more_connections=[second])
-    task = asyncio.create_task(worker.run())
+    # of them in the queue and still go out meanwhile.
+    h = HungPair(tmp_path)
+    a, b, sent = h.a_key, h.b_key, h.sent
+    await h.store.open()
+    items = [(f"{a}-{i}", a) for i in range(600)] + [(f"{b}-{i}", b) for i in range(5)]
+    await asyncio.gather(*(_add(h.store, p, k) for p, k in items))
+    task = asyncio.create_task(h.worker().run())
     try:
         deadline = time.monotonic() + 5
         while len(sent) < 5:
             assert time.monotonic() < deadline, f"stuck: {sent}"
             await asyncio.sleep(0.01)
-        assert sent == [f"{b_key}-{i}".encode() for i in range(5)]
-        release.set()
+        assert sent == [f"{b}-{i}".encode() for i in range(5)]
+        h.release.set()
         while len(sent) < 605:
             assert time.monotonic() < deadline + 10, f"stuck: {len(sent)} sent"
             await asyncio.sleep(0.01)
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
-        await store.aclose()
-    assert [p for p in sent if p.startswith(a_key.encode())] == [
-        f"{a_key}-{i}".encode() for i in range(600)]
+        await h.store.aclose()
+    assert [p for p in sent if p.startswith(a.encode())] == [
+        f"{a}-{i}".encode() for i in range(600)]
 
 
 async def test_one_read_looks_past_pages_of_rows_that_all_wait(tmp_path: Path) -> None:
@@ -497,24 +495,18 @@ async def test_one_read_looks_past_pages_of_rows_that_all_wait(tmp_path: Path) -
     # rows are all A's, B's two come after them. One read hands B's to the other lane.
     from engine.delivery import _Lane
 
-    a_key, b_key = _key_in_lane(0, 2, "A"), _key_in_lane(1, 2, "B")
-    store = SQLiteStore(tmp_path / "q.db")
-    await store.open()
-    items = [(f"{a_key}-{i}", a_key) for i in range(600)] + [
-        (f"{b_key}-{i}", b_key) for i in range(2)]
-    await asyncio.gather(*(
-        store.ingest(InboundRecord(channel="c", raw=p.encode(), received_at=time.time()),
-                     [NewDelivery("q", p.encode(), k)]) for p, k in items))
-    sent: list[bytes] = []
-    first, second = GatedDestination({}, sent), GatedDestination({}, sent)
-    worker = DeliveryWorker("q", first, store, Metrics(), retry=RETRY, ordering="key",
-                            more_connections=[second])
-    lane_a, lane_b = _Lane(worker, first), _Lane(worker, second)
+    h = HungPair(tmp_path)
+    a, b = h.a_key, h.b_key
+    await h.store.open()
+    items = [(f"{a}-{i}", a) for i in range(600)] + [(f"{b}-{i}", b) for i in range(2)]
+    await asyncio.gather(*(_add(h.store, p, k) for p, k in items))
+    worker = h.worker()
+    lane_a, lane_b = _Lane(worker, h.first), _Lane(worker, h.second)
     worker._lane_of = [lane_a, lane_b]
-    lane_a.rows.extend(PendingDelivery(-i, 0, "q", 0, 0.0, a_key, b"") for i in range(1, 257))
+    lane_a.rows.extend(PendingDelivery(-i, 0, "q", 0, 0.0, a, b"") for i in range(1, 257))
     try:
         await worker._feed()
     finally:
-        await store.aclose()
-    assert [r.payload for r in lane_b.rows] == [f"{b_key}-{i}".encode() for i in range(2)]
+        await h.store.aclose()
+    assert [r.payload for r in lane_b.rows] == [f"{b}-{i}".encode() for i in range(2)]
     assert len(lane_a.rows) == 256  # nothing more for the full lane
