@@ -166,6 +166,9 @@ class DeliveryWorker:
                 log.error("queue_read_failed", destination=self.queue_name, error=str(exc))
                 return 1.0
             now = time.time()
+            if held:  # a lane may have held a key back while the read ran
+                blocked.update(held)
+                next_due = min(next_due, *held.values())
             for row in rows:
                 key = self._key(row)
                 if key in blocked:
