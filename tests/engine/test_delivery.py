@@ -510,3 +510,33 @@ async def test_one_read_looks_past_pages_of_rows_that_all_wait(tmp_path: Path) -
         await h.store.aclose()
     assert [r.payload for r in lane_b.rows] == [f"{b}-{i}".encode() for i in range(2)]
     assert len(lane_a.rows) == 256  # nothing more for the full lane
+
+
+async def test_a_key_held_back_while_a_read_runs_gets_nothing_from_that_read(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A-0 fails (its key is held back for the retry) while the reader's query runs; the
+    # rows that query returns for key A must wait, or A-1 would overtake A-0.
+    from engine.delivery import _Lane
+
+    h = HungPair(tmp_path)
+    a, b = h.a_key, h.b_key
+    await h.store.open()
+    await _add(h.store, f"{a}-1", a)
+    await _add(h.store, f"{b}-0", b)
+    worker = h.worker()
+    lane_a, lane_b = _Lane(worker, h.first), _Lane(worker, h.second)
+    worker._lane_of = [lane_a, lane_b]
+    real = h.store.fetch_pending
+
+    async def fetch(*args: Any) -> list[PendingDelivery]:
+        rows = await real(*args)
+        worker._hold(a, time.time() + 60, lane_a)  # A-0's send failed meanwhile
+        return rows
+
+    monkeypatch.setattr(h.store, "fetch_pending", fetch)
+    try:
+        await worker._feed()
+    finally:
+        await h.store.aclose()
+    assert not lane_a.rows
+    assert [r.payload for r in lane_b.rows] == [f"{b}-0".encode()]
