@@ -351,7 +351,8 @@ class _Lane:
                 left = await w._attempt(row, self.dest)
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # pragma: no cover - _attempt records every outcome
+            except Exception as exc:  # e.g. the store failing to record a retry: the row
+                # stays pending and is held back like a retry, so the lane goes on
                 log.error("delivery_lane_failed", destination=w.queue_name,
                           delivery_id=row.id, error=repr(exc))
                 left = False
