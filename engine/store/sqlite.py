@@ -421,7 +421,7 @@ class SQLiteStore(BatchWriter, Store):
                 " AND id > ?")
         if exclude:
             sql = f"{cols} AND id NOT IN (SELECT value FROM json_each(?)) ORDER BY id LIMIT ?"
-            params: tuple[Any, ...] = (destination, after, json.dumps(sorted(exclude)), limit)
+            params: tuple[Any, ...] = (destination, after, json.dumps(list(exclude)), limit)
         else:
             sql = f"{cols} ORDER BY id LIMIT ?"
             params = (destination, after, limit)
