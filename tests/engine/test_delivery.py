@@ -540,3 +540,47 @@ async def test_a_key_held_back_while_a_read_runs_gets_nothing_from_that_read(
         await h.store.aclose()
     assert not lane_a.rows
     assert [r.payload for r in lane_b.rows] == [f"{b}-0".encode()]
+
+
+class CountingStore(SQLiteStore):
+    """The SQLite store, counting the writes of delivery outcomes."""
+
+    outcome_writes = 0
+
+    async def update_deliveries(self, updates: Any) -> None:
+        self.outcome_writes += 1
+        await super().update_deliveries(updates)
+
+
+class PacedDestination(ScriptedDestination):
+    """Each send takes 3 ms: longer than an outcome's commit on a local disk."""
+
+    async def send(self, payload: bytes) -> str:
+        await asyncio.sleep(0.003)
+        return await super().send(payload)
+
+
+async def test_outcomes_of_a_window_are_committed_in_one_write(tmp_path: Path) -> None:
+    store = CountingStore(tmp_path / "q.db")
+    await store.open()
+    n = 40
+    for i in range(n):
+        payload = f"M{i}".encode()
+        await store.ingest(InboundRecord(channel="c", raw=payload, received_at=time.time()),
+                           [NewDelivery("q", payload, "")])
+    dest = PacedDestination()
+    worker = DeliveryWorker("q", dest, store, Metrics(), retry=RETRY, ordering="destination")
+    worker.outcome_window_s = 0.05
+    task = asyncio.create_task(worker.run())
+    worker.notify()
+    deadline = time.monotonic() + 10
+    while len(dest.sent) < n or await store.fetch_pending("q", n, frozenset()):
+        assert time.monotonic() < deadline, f"sent {len(dest.sent)}, writes {store.outcome_writes}"
+        await asyncio.sleep(0.02)
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    assert dest.sent == [f"M{i}".encode() for i in range(n)]
+    # 40 sends of >= 3 ms (>= 120 ms) in windows of 50 ms: a handful of writes, not one
+    # per send or two.
+    assert store.outcome_writes <= 6, store.outcome_writes
+    await store.aclose()
