@@ -5,8 +5,8 @@ each through its destination, and records the outcome. Ordering is by key: with
 ``ordering: destination`` every row has the same key (strict FIFO, a retrying head blocks
 the rest); with ``ordering: key`` a retrying row blocks only later rows with the same key
 (e.g. the same patient); with ``none`` nothing blocks. Outcomes are written without
-waiting for their commit, so sends and commits overlap (the outcomes of 10 ms, and those
-that queue up while one commit is in flight, go in one write); rows whose outcome is not
+waiting for their commit, so sends and commits overlap (the outcomes that queue up while
+one commit is in flight go in the next one, in a single write); rows whose outcome is not
 yet committed are kept out of the next read. The reader hands the due rows to a lane,
 which sends them one after the other; with ``connections: N`` (key or no ordering) there
 are N lanes, each with its own destination object and connection, a key always in the
@@ -41,11 +41,6 @@ log = get_logger("radbridge.delivery")
 _PAGE = 256
 _IDLE_POLL_S = 5.0
 _MAX_UNCOMMITTED = 1024
-# Outcomes are gathered for this long before their write: one commit (one fsync) for
-# every send would make the listener's ingest commits wait behind the writer thread
-# (measured at one connection: ingest with one destination ~1,000 -> ~1,500 msg/s). A
-# crash loses at most this window's outcomes: those rows are sent again (at-least-once).
-_OUTCOME_WINDOW_S = 0.01
 _LOW = _PAGE // 4  # a lane with fewer rows to send asks the reader for more
 _MAX_PAGES = 8  # pages one read looks through when the oldest rows all have to wait
 
@@ -89,7 +84,6 @@ class DeliveryWorker:
         self._outbox: list[DeliveryUpdate] = []  # outcomes not yet handed to the store
         self._flusher: asyncio.Task[None] | None = None
         self._room = asyncio.Semaphore(_MAX_UNCOMMITTED)
-        self.outcome_window_s = _OUTCOME_WINDOW_S
         self.send_interval_s = send_interval_s
         self._pace = asyncio.Lock()
         self._last_send = -send_interval_s  # loop time of the last send's start (pacing)
@@ -306,12 +300,9 @@ class DeliveryWorker:
             task.add_done_callback(self._commit_tasks.discard)
 
     async def _commit(self) -> None:
-        """Commit the queued outcomes: those of the next ``outcome_window_s`` and all
-        that queue up while a write is in flight go in one write."""
+        """Commit the queued outcomes, all that queued up meanwhile in one write."""
         try:
             while self._outbox:
-                if self.outcome_window_s > 0:
-                    await asyncio.sleep(self.outcome_window_s)
                 batch, self._outbox = self._outbox, []
                 try:
                     await self.store.update_deliveries(batch)
