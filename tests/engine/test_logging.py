@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Iterator
 
 import pytest
 
@@ -11,7 +12,7 @@ from engine.logging import REDACTED, configure_logging, get_logger
 
 
 @pytest.fixture
-def stream() -> io.StringIO:
+def stream() -> Iterator[io.StringIO]:
     s = io.StringIO()
     configure_logging("debug", "json", stream=s)
     yield s

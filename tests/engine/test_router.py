@@ -82,7 +82,7 @@ async def test_store_failure_is_answered_ae_never_aa(store: SQLiteStore) -> None
     async def broken(*_a: object) -> tuple[int, None]:
         raise StoreError("disk full")
 
-    p.store.ingest = broken  # type: ignore[method-assign]
+    store.ingest = broken  # type: ignore[method-assign,assignment]
     res = await p.dispatch(orm(1), "peer")
     assert not res.accepted and msa(res.ack)[1] == "AE"
     assert b"could not be stored" in res.ack
@@ -96,13 +96,13 @@ async def test_store_failure_on_the_lean_path_is_answered_ae(store: SQLiteStore)
     def broken(*_a: object) -> None:
         raise StoreError("disk full")
 
-    p.store.ingest_nowait = broken  # type: ignore[method-assign,assignment]
+    store.ingest_nowait = broken  # type: ignore[method-assign,assignment]
     notified.clear()
     res = await p.dispatch(orm(2), "peer")
     assert not res.accepted and msa(res.ack)[1:3] == ["AE", "MSG000002"]
     assert b"could not be stored" in res.ack
     assert notified == []
-    del p.store.ingest_nowait  # type: ignore[attr-defined]
+    del store.ingest_nowait
     await store.aclose()  # a closed store refuses the ingest: answered AE as well
     res = await p.dispatch(orm(3), "peer")
     assert not res.accepted and msa(res.ack)[1] == "AE"
@@ -236,13 +236,13 @@ async def test_fast_lane_store_failure_is_answered_ae(store: SQLiteStore) -> Non
     def failing(_rec: object, _dels: object, done: Any) -> None:
         done.set_exception(StoreError("disk full"))
 
-    p.store.ingest_then = failing  # type: ignore[method-assign]
+    store.ingest_then = failing  # type: ignore[method-assign,assignment]
     answers: list[bytes] = []
     assert p.submit(orm(2), "peer", answers.append)
     assert msa(answers[0])[1:3] == ["AE", "MSG000002"] and b"could not be stored" in answers[0]
     assert notified == []
     assert p.metrics.nacked.labels("ch", "AE").value == 1
-    del p.store.ingest_then  # type: ignore[attr-defined]
+    del store.ingest_then
     await store.aclose()  # a closed store refuses at once: the source falls back to dispatch
     assert not p.submit(orm(3), "peer", answers.append)
     assert len(answers) == 1

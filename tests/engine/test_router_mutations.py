@@ -82,7 +82,12 @@ async def test_any_mutation_is_stored_and_answered(store: SQLiteStore) -> None:
         if res.ack:  # none only when MSH-15 asks for no accept ACK
             seen.add(check_ack(res.ack, raw))
         answered: asyncio.Future[bytes] = loop.create_future()
-        if pipe.submit(raw, "peer", lambda a, f=answered: f.done() or f.set_result(a)):
+
+        def reply(ack: bytes, f: asyncio.Future[bytes] = answered) -> None:
+            if not f.done():
+                f.set_result(ack)
+
+        if pipe.submit(raw, "peer", reply):
             ack = await asyncio.wait_for(answered, 5)
             if ack:
                 assert check_ack(ack, raw) in {"AA", "CA"}

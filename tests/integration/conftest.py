@@ -65,7 +65,7 @@ class EngineFactory:
             dest_extra=dest_extra,
         ))
         eng = EngineProcess(cfg, engine_env(self.tmp), http_port, self.tmp / "engine.log")
-        eng.mllp_port = mllp_port  # type: ignore[attr-defined]
+        eng.mllp_port = mllp_port
         self.engines.append(eng)
         return eng.start() if start else eng
 

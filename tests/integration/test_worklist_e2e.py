@@ -6,11 +6,13 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import hl7.client
 import pytest
 from pydicom import dcmread
+from pydicom.dataset import Dataset
 
 from tests.integration.conftest import sample
 from tests.support.client import msa, segment
@@ -39,7 +41,7 @@ channels:
 
 
 @pytest.fixture
-def engine(tmp_path: Path, request: pytest.FixtureRequest) -> EngineProcess:
+def engine(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[EngineProcess]:
     policy = getattr(request, "param", "reject")
     ports = {"http": free_port(), "mllp": free_port(), "dicom": free_port()}
     cfg = tmp_path / "channels.yaml"
@@ -61,7 +63,7 @@ def send(eng: EngineProcess, *names: str) -> list[bytes]:
     return acks
 
 
-def findscu(eng: EngineProcess, tmp: Path, *keys: str, tool: str = "dcmtk") -> list[object]:
+def findscu(eng: EngineProcess, tmp: Path, *keys: str, tool: str = "dcmtk") -> list[Dataset]:
     out = Path(tmp) / f"q{len(list(Path(tmp).glob('q*')))}"
     out.mkdir()
     base = ["-k", "PatientName", "-k", "PatientID", "-k", "AccessionNumber",

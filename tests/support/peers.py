@@ -178,6 +178,7 @@ class EngineProcess:
     http_port: int
     log_path: Path
     proc: subprocess.Popen[bytes] | None = None
+    mllp_port: int = 0  # the MLLP listener's port, where a test's configuration has one
 
     def start(self, wait_ready: bool = True, timeout: float = 20.0) -> EngineProcess:
         log = self.log_path.open("ab")

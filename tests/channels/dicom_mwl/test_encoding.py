@@ -14,7 +14,7 @@ from pydicom.sequence import Sequence
 from pynetdicom.dimse_messages import C_FIND_RSP
 from pynetdicom.dimse_primitives import C_FIND
 from pynetdicom.dsutils import decode, encode
-from pynetdicom.sop_class import ModalityWorklistInformationFind
+from pynetdicom.sop_class import ModalityWorklistInformationFind  # type: ignore[attr-defined]
 
 from channels.dicom_mwl.identifier import QueryElement, from_bytes, from_dataset
 from engine.dicom.decode import DecodeError, decode_elements

@@ -16,7 +16,7 @@ from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.tag import Tag
 from pynetdicom import AE
-from pynetdicom.sop_class import ModalityWorklistInformationFind
+from pynetdicom.sop_class import ModalityWorklistInformationFind  # type: ignore[attr-defined]
 
 from channels.dicom_mwl.scp import MWLSCP
 from engine import registry
@@ -33,6 +33,19 @@ from tests.channels.dicom_mwl.conftest import (
 )
 
 MWL = ModalityWorklistInformationFind
+
+
+def nodelay_of(assoc: Any) -> int:
+    """TCP_NODELAY of an association's socket."""
+    sock = assoc.dul.socket.socket
+    assert sock is not None
+    return int(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+
+
+def port_of(scp: MWLSCP) -> int:
+    """The port the running SCP is bound to."""
+    assert scp.bound_port is not None
+    return scp.bound_port
 Responses = list[tuple[int, Dataset | None]]
 
 
@@ -88,14 +101,14 @@ async def test_c_echo_is_answered_success(store: SQLiteStore) -> None:
     echoscu = need("echoscu")
     async with running_scp(store) as scp:
         done = await run_tool(echoscu, "-aet", "MODALITY", "-aec", "RADBRIDGE", "127.0.0.1",
-                              str(scp.bound_port))
+                              str(port_of(scp)))
     assert done.returncode == 0, done.stderr
 
 
 async def test_one_pending_response_per_step_then_success(store: SQLiteStore) -> None:
     await load(store, [step(i) for i in range(5)] + [step(9, station="MR1")])
     async with running_scp(store) as scp:
-        rsp = await asyncio.to_thread(find, scp.bound_port, query(ScheduledStationAETitle="CT1"))
+        rsp = await asyncio.to_thread(find, port_of(scp), query(ScheduledStationAETitle="CT1"))
     assert [s for s, _ in rsp] == [0xFF00] * 5 + [0x0000]
     assert [d.AccessionNumber for _, d in rsp[:-1] if d is not None] == [
         "A00000", "A00001", "A00002", "A00003", "A00004"]
@@ -104,7 +117,7 @@ async def test_one_pending_response_per_step_then_success(store: SQLiteStore) ->
 async def test_non_ascii_names_reach_the_modality_intact(store: SQLiteStore) -> None:
     await load(store, [step(1, name="Müller^Anna"), step(2, name="山田^太郎")])
     async with running_scp(store) as scp:
-        rsp = await asyncio.to_thread(find, scp.bound_port, query())
+        rsp = await asyncio.to_thread(find, port_of(scp), query())
     names = {str(d.PatientName): d.SpecificCharacterSet for _, d in rsp[:-1] if d is not None}
     assert names == {"Müller^Anna": "ISO_IR 192", "山田^太郎": "ISO_IR 192"}
 
@@ -125,14 +138,14 @@ async def test_query_timeout_answers_unable_to_process_not_an_empty_success(
 ) -> None:
     await load(store, [step(1)])
     async with running_scp(SlowStore(store, 2.0), query_timeout_s=0.2) as scp:
-        rsp = await asyncio.to_thread(find, scp.bound_port, query())
+        rsp = await asyncio.to_thread(find, port_of(scp), query())
     assert [s for s, _ in rsp] == [0xC001]
 
 
 async def test_store_failure_answers_unable_to_process(tmp_path: Any) -> None:
     closed = SQLiteStore(tmp_path / "never-opened.sqlite")
     async with running_scp(closed) as scp:
-        rsp = await asyncio.to_thread(find, scp.bound_port, query())
+        rsp = await asyncio.to_thread(find, port_of(scp), query())
     assert final(rsp) == 0xC001
 
 
@@ -141,8 +154,8 @@ async def test_too_many_matches_are_refused_so_the_modality_narrows_the_query(
 ) -> None:
     await load(store, [step(i) for i in range(6)])
     async with running_scp(store, max_responses=5) as scp:
-        rsp = await asyncio.to_thread(find, scp.bound_port, query())
-        exact = await asyncio.to_thread(find, scp.bound_port,
+        rsp = await asyncio.to_thread(find, port_of(scp), query())
+        exact = await asyncio.to_thread(find, port_of(scp),
                                         query(ScheduledProcedureStepID="S1"))
     assert [s for s, _ in rsp] == [0xA700]
     assert final(exact) == 0x0000
@@ -154,7 +167,7 @@ async def test_uninterpretable_query_is_answered_a900(store: SQLiteStore) -> Non
     ds.ScheduledProcedureStepSequence[0][tag] = RawDataElement(tag, "DA", 8, b"20261399", 0,
                                                                True, True)
     async with running_scp(store) as scp:
-        rsp = await asyncio.to_thread(find, scp.bound_port, ds)
+        rsp = await asyncio.to_thread(find, port_of(scp), ds)
     assert [s for s, _ in rsp] == [0xA900]
 
 
@@ -166,7 +179,7 @@ async def test_c_cancel_stops_the_responses_with_status_fe00(store: SQLiteStore)
             assoc.send_c_cancel(1, assoc.accepted_contexts[0].context_id)
 
     async with running_scp(store, max_responses=5000) as scp:
-        rsp = await asyncio.to_thread(find, scp.bound_port, query(), on_pending=cancel_after_first)
+        rsp = await asyncio.to_thread(find, port_of(scp), query(), on_pending=cancel_after_first)
     assert final(rsp) == 0xFE00
     assert len(rsp) < 3000
 
@@ -174,8 +187,8 @@ async def test_c_cancel_stops_the_responses_with_status_fe00(store: SQLiteStore)
 async def test_station_coercion_restricts_a_query_to_the_calling_ae(store: SQLiteStore) -> None:
     await load(store, [step(1, station="CT1"), step(2, station="MR1")])
     async with running_scp(store, station_coercion=True) as scp:
-        mine = await asyncio.to_thread(find, scp.bound_port, query(), "MR1")
-        asked = await asyncio.to_thread(find, scp.bound_port,
+        mine = await asyncio.to_thread(find, port_of(scp), query(), "MR1")
+        asked = await asyncio.to_thread(find, port_of(scp),
                                         query(ScheduledStationAETitle="CT1"), "MR1")
     assert [d.AccessionNumber for _, d in mine[:-1] if d is not None] == ["A00002"]
     assert [d.AccessionNumber for _, d in asked[:-1] if d is not None] == ["A00001"]
@@ -183,7 +196,7 @@ async def test_station_coercion_restricts_a_query_to_the_calling_ae(store: SQLit
 
 async def test_unlisted_calling_ae_and_wrong_called_ae_are_rejected(store: SQLiteStore) -> None:
     async with running_scp(store, allowed_calling_aes=["CT1"], require_called_ae=True) as scp:
-        port = scp.bound_port
+        port = port_of(scp)
         with pytest.raises(ConnectionRefusedError):
             await asyncio.to_thread(find, port, query(), "INTRUDER")
         with pytest.raises(ConnectionRefusedError):
@@ -196,7 +209,7 @@ async def test_many_concurrent_associations_each_get_their_own_answer(store: SQL
     await load(store, [step(i, station=f"ST{i % 8}") for i in range(80)])
     async with running_scp(store) as scp:
         results = await asyncio.gather(*(
-            asyncio.to_thread(find, scp.bound_port, query(ScheduledStationAETitle=f"ST{n}"))
+            asyncio.to_thread(find, port_of(scp), query(ScheduledStationAETitle=f"ST{n}"))
             for n in range(8) for _ in range(3)))
     for responses in results:
         assert [s for s, _ in responses] == [0xFF00] * 10 + [0x0000]
@@ -206,12 +219,14 @@ async def test_accepted_sockets_have_tcp_nodelay(store: SQLiteStore) -> None:
     async with running_scp(store) as scp:
         ae = AE(ae_title="MODALITY")
         ae.add_requested_context(MWL)
-        assoc = await asyncio.to_thread(ae.associate, "127.0.0.1", scp.bound_port,
+        assoc = await asyncio.to_thread(ae.associate, "127.0.0.1", port_of(scp),
                                         ae_title="RADBRIDGE")
         try:
             assert scp.server is not None
             (acceptor,) = scp.server.active_associations
+            assert acceptor.dul.socket is not None
             sock = acceptor.dul.socket.socket
+            assert sock is not None
             assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
         finally:
             await asyncio.to_thread(assoc.release)
@@ -221,13 +236,12 @@ async def test_scu_helper_sets_tcp_nodelay_on_its_own_socket_only(store: SQLiteS
     async with running_scp(store) as scp:
         ae = AE(ae_title="MODALITY")
         ae.add_requested_context(MWL)
-        fast = await asyncio.to_thread(ae.associate, "127.0.0.1", scp.bound_port,
+        fast = await asyncio.to_thread(ae.associate, "127.0.0.1", port_of(scp),
                                        ae_title="RADBRIDGE", evt_handlers=tcp_nodelay_handlers())
-        plain = await asyncio.to_thread(ae.associate, "127.0.0.1", scp.bound_port,
+        plain = await asyncio.to_thread(ae.associate, "127.0.0.1", port_of(scp),
                                         ae_title="RADBRIDGE")
         try:
-            nodelay = [a.dul.socket.socket.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
-                       for a in (fast, plain)]
+            nodelay = [nodelay_of(a) for a in (fast, plain)]
         finally:
             await asyncio.to_thread(fast.release)
             await asyncio.to_thread(plain.release)
@@ -243,7 +257,7 @@ async def test_identifiers_never_reach_a_log_line(store: SQLiteStore,
         async with running_scp(store) as scp:
             logging.getLogger("pynetdicom").setLevel(logging.DEBUG)  # even when asked
             with caplog.at_level(logging.DEBUG):
-                rsp = await asyncio.to_thread(find, scp.bound_port, query(PatientName="SECRET*"))
+                rsp = await asyncio.to_thread(find, port_of(scp), query(PatientName="SECRET*"))
     finally:
         configure_logging("info", "json", stream=io.StringIO())
     assert final(rsp) == 0x0000 and len(rsp) == 2
@@ -258,7 +272,7 @@ async def test_stopping_closes_the_port_and_ends_every_association_thread(
     store: SQLiteStore,
 ) -> None:
     async with running_scp(store) as scp:
-        port = scp.bound_port
+        port = port_of(scp)
         ae = AE(ae_title="MODALITY")
         ae.add_requested_context(MWL)
         idle = await asyncio.to_thread(ae.associate, "127.0.0.1", port, ae_title="RADBRIDGE")
@@ -312,7 +326,7 @@ async def test_a_failure_after_the_bind_releases_the_port(store: SQLiteStore) ->
 
     with pytest.raises(RuntimeError, match="ready failed"):
         await scp.run(_never, ready)
-    assert scp.bound_port
+    assert port_of(scp)
     assert scp.server is None
     with socket.socket() as again:  # the runtime's restart binds the same port
-        again.bind(("127.0.0.1", scp.bound_port))
+        again.bind(("127.0.0.1", port_of(scp)))

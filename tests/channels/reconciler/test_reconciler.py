@@ -24,11 +24,11 @@ from engine.store import worklist
 from engine.store.sqlite import SQLiteStore
 from tests.channels.pacs.conftest import (  # noqa: F401 - orthanc is a fixture
     Orthanc,
-    free_port,
     make_instance,
     orthanc,
     storescu,
 )
+from tests.support.peers import free_port
 from transforms import load_mapping
 from transforms.reconcile.rules import load_rules
 

@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from engine.errors import StoreError
-from engine.store.base import InboundRecord, MessageRejected
+from engine.errors import MessageRejected, StoreError
+from engine.store.base import InboundRecord
 from engine.store.sqlite import _INLINE_MAX_S, SQLiteStore
 
 RAW = b"MSH|^~\\&|RIS|H|RB|H|20261122||ORM^O01|C|P|2.5\r" + b"OBX|1|TX|||" + b"x" * 1200 + b"\r"

@@ -6,6 +6,7 @@ import asyncio
 import sqlite3
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -186,7 +187,7 @@ async def test_search_by_each_status_and_the_partial_index(store: SQLiteStore) -
     for i, status in enumerate(statuses):
         await store.ingest(record(i, status=status), [])
     for status in ("processed", "rejected", "filtered", "error"):
-        found = await store.search_messages(MessageFilter(status=status))  # type: ignore[arg-type]
+        found = await store.search_messages(MessageFilter(status=status))
         want = [f"C{i}" for i, s in reversed(list(enumerate(statuses))) if s == status]
         assert [r.control_id for r in found] == want
     names = await store.read_tx(lambda c: {r[0] for r in c.execute(
@@ -226,8 +227,11 @@ async def test_one_batch_of_mixed_messages_stores_each_row_under_its_id(
 ) -> None:
     if max_vars is not None:
         store._max_vars = max_vars
-    kinds = [dict(), dict(ack_code="CA"), dict(channel="ehr"), dict(status="rejected",
-             error="bad", ack_code="AR"), dict(warnings=["w1"]), dict(revision="r2")]
+    kinds: list[dict[str, Any]] = [
+        dict(), dict(ack_code="CA"), dict(channel="ehr"),
+        dict(status="rejected", error="bad", ack_code="AR"), dict(warnings=["w1"]),
+        dict(revision="r2"),
+    ]
     records = [record(i, **kinds[i % len(kinds)]) for i in range(40)]
     for i, rec in enumerate(records):
         rec.peer = f"10.0.0.{i}:1"
