@@ -46,6 +46,8 @@ def port_of(scp: MWLSCP) -> int:
     """The port the running SCP is bound to."""
     assert scp.bound_port is not None
     return scp.bound_port
+
+
 Responses = list[tuple[int, Dataset | None]]
 
 
@@ -224,10 +226,7 @@ async def test_accepted_sockets_have_tcp_nodelay(store: SQLiteStore) -> None:
         try:
             assert scp.server is not None
             (acceptor,) = scp.server.active_associations
-            assert acceptor.dul.socket is not None
-            sock = acceptor.dul.socket.socket
-            assert sock is not None
-            assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+            assert nodelay_of(acceptor) != 0
         finally:
             await asyncio.to_thread(assoc.release)
 
