@@ -223,6 +223,28 @@ class DeliveryWorker:
             return str(row.id)
         return row.order_key
 
+    async def _retry_or_dead(self, row: PendingDelivery, attempts: int, reason: str, *,
+                             scheduled_log: bool) -> bool:
+        """A failed send: dead after ``max_attempts`` (True), else recorded for a retry
+        after the backoff and ``row`` updated to match (False). ``scheduled_log``: count
+        the retry and log ``delivery_retry_scheduled`` (a crash was logged already)."""
+        if attempts >= self.retry.max_attempts:
+            await self._record(row, "dead", attempts, reason)
+            return True
+        delay = backoff_delay(attempts, self.retry)
+        if scheduled_log:
+            self.metrics.retried.labels(self.queue_name).inc()
+            log.warning(
+                "delivery_retry_scheduled", destination=self.queue_name, delivery_id=row.id,
+                message_id=row.message_id, attempts=attempts, reason=reason,
+                next_attempt_s=round(delay, 3),
+            )
+        retry_at = time.time() + delay
+        await self._record(row, "pending", attempts, reason, next_attempt=retry_at)
+        row.attempts = attempts
+        row.next_attempt = retry_at
+        return False
+
     async def _attempt(self, row: PendingDelivery, dest: Destination) -> bool:
         """One send; True when the row leaves the queue (sent or dead)."""
         attempts = row.attempts + 1
@@ -236,36 +258,14 @@ class DeliveryWorker:
         try:
             response = await dest.send(row.payload)
         except RetryableDelivery as exc:
-            if attempts >= self.retry.max_attempts:
-                await self._record(row, "dead", attempts, exc.reason)
-                return True
-            delay = backoff_delay(attempts, self.retry)
-            self.metrics.retried.labels(self.queue_name).inc()
-            log.warning(
-                "delivery_retry_scheduled", destination=self.queue_name, delivery_id=row.id,
-                message_id=row.message_id, attempts=attempts, reason=exc.reason,
-                next_attempt_s=round(delay, 3),
-            )
-            retry_at = time.time() + delay
-            await self._record(row, "pending", attempts, exc.reason, next_attempt=retry_at)
-            row.attempts = attempts
-            row.next_attempt = retry_at
-            return False
+            return await self._retry_or_dead(row, attempts, exc.reason, scheduled_log=True)
         except PermanentDelivery as exc:
             await self._record(row, "dead", attempts, exc.reason)
             return True
         except Exception as exc:  # a destination bug must not kill the queue
             log.exception("delivery_crashed", destination=self.queue_name, delivery_id=row.id)
-            reason = f"{type(exc).__name__}: {exc}"
-            if attempts >= self.retry.max_attempts:
-                await self._record(row, "dead", attempts, reason)
-                return True
-            delay = backoff_delay(attempts, self.retry)
-            retry_at = time.time() + delay
-            await self._record(row, "pending", attempts, reason, next_attempt=retry_at)
-            row.attempts = attempts
-            row.next_attempt = retry_at
-            return False
+            return await self._retry_or_dead(row, attempts, f"{type(exc).__name__}: {exc}",
+                                             scheduled_log=False)
         await self._record(row, "sent", attempts, "", response=response)
         self.metrics.sent.labels(self.queue_name).inc()
         return True
